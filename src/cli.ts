@@ -1,0 +1,205 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from './config.js';
+import type { Database } from './db/client.js';
+import { DataDirInUseError } from './db/data-dir-lock.js';
+import { openDatabase } from './db/open.js';
+import { parseIsoDate } from './lib/dates.js';
+import { AppError } from './lib/errors.js';
+import {
+  createAccessToken,
+  createAccount,
+  createProduct,
+  listAccessTokens,
+  listAccounts,
+  listProducts,
+  revokeAccessToken,
+  updateProduct,
+} from './services/admin.js';
+import { serve } from './server.js';
+
+const USAGE = `Usage: keymint-server <command> [options]
+
+Commands:
+  serve                                   run the HTTP server (the default)
+  migrate                                 apply pending database migrations
+  accounts create --name NAME             create an account
+  accounts list                           list accounts
+  products create --name NAME [--account ID] [--inactive]
+  products list [--account ID]
+  products update ID [--name NAME] [--active true|false]
+  tokens create --name NAME [--account ID] [--scopes a,b] [--products ID,ID] [--expires-at ISO]
+  tokens list [--account ID]
+  tokens revoke ID
+
+Options:
+  --json    machine-readable output
+  --help    show this help
+
+The database is chosen by the environment, as for the server: DATABASE_URL (PostgreSQL)
+or DATA_DIR (embedded, default ./data).`;
+
+export class UsageError extends Error {}
+
+type Output = (human: string, json: unknown) => void;
+
+const csv = (value: string | undefined) =>
+  value === undefined ? undefined : value.split(',').map((item) => item.trim()).filter(Boolean);
+
+function required(value: string | undefined, flag: string): string {
+  if (value === undefined || value === '') throw new UsageError(`${flag} is required`);
+  return value;
+}
+
+function table(rows: Record<string, unknown>[]): string {
+  if (rows.length === 0) return '(none)';
+  const columns = Object.keys(rows[0]!);
+  const cell = (value: unknown) => (value === null || value === undefined ? '-' : Array.isArray(value) ? value.join(',') : String(value));
+  const widths = columns.map((column) => Math.max(column.length, ...rows.map((row) => cell(row[column]).length)));
+  const line = (values: string[]) => values.map((value, i) => value.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(columns), ...rows.map((row) => line(columns.map((column) => cell(row[column]))))].join('\n');
+}
+
+async function runAdminCommand(
+  database: Database,
+  group: string,
+  action: string | undefined,
+  positional: string[],
+  values: Record<string, string | boolean | undefined>,
+  out: Output,
+) {
+  const db = database.db;
+  const str = (name: string) => values[name] as string | undefined;
+  const key = `${group} ${action ?? ''}`.trim();
+  switch (key) {
+    case 'accounts create': {
+      const account = await createAccount(db, required(str('name'), '--name'));
+      return out(`Created account ${account.id} (${account.name})`, account);
+    }
+    case 'accounts list': {
+      const accounts = await listAccounts(db);
+      return out(table(accounts), accounts);
+    }
+    case 'products create': {
+      const product = await createProduct(db, {
+        name: required(str('name'), '--name'),
+        accountId: str('account'),
+        active: values.inactive ? false : true,
+      });
+      return out(`Created product ${product.id} (${product.name}) in account ${product.accountId}`, product);
+    }
+    case 'products list': {
+      const products = await listProducts(db, str('account'));
+      return out(table(products), products);
+    }
+    case 'products update': {
+      const id = required(positional[0], 'product ID');
+      const active = str('active');
+      if (active !== undefined && active !== 'true' && active !== 'false') {
+        throw new UsageError('--active takes true or false');
+      }
+      const product = await updateProduct(db, id, {
+        name: str('name'),
+        active: active === undefined ? undefined : active === 'true',
+      });
+      return out(`Updated product ${product.id}: name=${product.name} active=${product.active}`, product);
+    }
+    case 'tokens create': {
+      const expires = str('expires-at');
+      const expiresAt = expires === undefined ? undefined : parseIsoDate(expires);
+      if (expires !== undefined && !expiresAt) throw new UsageError('--expires-at must be an ISO 8601 date');
+      const token = await createAccessToken(db, {
+        name: required(str('name'), '--name'),
+        accountId: str('account'),
+        scopes: csv(str('scopes')),
+        productIds: csv(str('products')),
+        expiresAt,
+      });
+      return out(
+        `Created token ${token.id} (${token.name})\n` +
+          `scopes:   ${token.scopes.join(', ')}\n` +
+          `products: ${token.productIds ? token.productIds.join(', ') : 'all'}\n\n` +
+          `${token.token}\n\nThis is the only time the token is shown; store it now.`,
+        token,
+      );
+    }
+    case 'tokens list': {
+      const tokens = await listAccessTokens(db, str('account'));
+      return out(table(tokens), tokens);
+    }
+    case 'tokens revoke': {
+      const id = required(positional[0], 'token ID');
+      await revokeAccessToken(db, id);
+      return out(`Revoked token ${id}`, { id, revoked: true });
+    }
+    default:
+      throw new UsageError(`Unknown command: ${key}`);
+  }
+}
+
+export async function runCli(argv: string[], stdout = process.stdout, stderr = process.stderr): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        name: { type: 'string' },
+        account: { type: 'string' },
+        inactive: { type: 'boolean' },
+        active: { type: 'string' },
+        scopes: { type: 'string' },
+        products: { type: 'string' },
+        'expires-at': { type: 'string' },
+      },
+    });
+  } catch (err) {
+    stderr.write(`keymint-server: ${(err as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [command = 'serve', action, ...rest] = positionals;
+  if (values.help) {
+    stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const out: Output = (human, json) => {
+    stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${human}\n`);
+  };
+
+  let database: Database | undefined;
+  try {
+    const config = loadConfig();
+    if (command === 'serve') {
+      await serve(config);
+      return -1; // keeps running
+    }
+    if (!['migrate', 'accounts', 'products', 'tokens'].includes(command)) {
+      throw new UsageError(`Unknown command: ${command}`);
+    }
+    database = await openDatabase(config);
+    if (command === 'migrate') {
+      out('Database is up to date.', { migrated: true });
+    } else {
+      await runAdminCommand(database, command, action, rest, values, out);
+    }
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      stderr.write(`keymint-server: ${err.message}\n\n${USAGE}\n`);
+      return 2;
+    }
+    if (err instanceof AppError || err instanceof ConfigError || err instanceof DataDirInUseError) {
+      if (values.json) stdout.write(`${JSON.stringify({ error: err.message })}\n`);
+      stderr.write(`keymint-server: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    await database?.close();
+  }
+}
+
+const code = await runCli(process.argv.slice(2));
+if (code >= 0) process.exit(code);

@@ -1,0 +1,23 @@
+import { resolve } from 'node:path';
+import type { Config } from '../config.js';
+import { openPglite, openPostgres, type Database } from './client.js';
+import { migratePgliteDatabase, migratePostgresDatabase } from './migrate.js';
+
+/**
+ * Opens the configured database and brings its schema up to date: PostgreSQL when
+ * DATABASE_URL is set (migrations under an advisory lock), else embedded PGlite in DATA_DIR.
+ */
+export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'dataDir' | 'dbPoolSize'>): Promise<Database> {
+  if (config.databaseUrl) {
+    await migratePostgresDatabase(config.databaseUrl);
+    return openPostgres({ url: config.databaseUrl, poolSize: config.dbPoolSize });
+  }
+  const database = await openPglite({ dataDir: resolve(config.dataDir) });
+  try {
+    await migratePgliteDatabase(database.client);
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+  return database;
+}

@@ -1,0 +1,59 @@
+import bearerAuth from '@fastify/bearer-auth';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { Errors } from '../lib/errors.js';
+import type { AuthContext, Scope } from '../lib/scopes.js';
+import { createTokenResolver } from '../services/access-tokens.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    auth: AuthContext;
+  }
+  interface FastifyContextConfig {
+    /** The scope a public route requires (§1.2). */
+    scope?: Scope;
+  }
+}
+
+/**
+ * Public-API authentication for the routes registered in the same (encapsulated) context:
+ * `Authorization: Bearer at_...` looked up by hash, then the route's scope.
+ */
+export const accessTokenAuth = fp(
+  async (app: FastifyInstance) => {
+    const resolve = createTokenResolver(app.database.db);
+    app.decorateRequest('auth', null as unknown as AuthContext);
+    await app.register(bearerAuth, {
+      keys: [],
+      addHook: false,
+      specCompliance: 'rfc6749', // the scheme word is case-insensitive (§1.2)
+      verifyErrorLogLevel: 'debug',
+      auth: async (token: string, request: FastifyRequest) => {
+        const auth = await resolve(token);
+        if (!auth) return false;
+        request.auth = auth;
+        return true;
+      },
+    });
+    app.addHook('onRequest', app.verifyBearerAuth!);
+    app.addHook('onRequest', async (request: FastifyRequest, _reply: FastifyReply) => {
+      const scope = request.routeOptions.config.scope;
+      if (scope && !request.auth.scopes.has(scope)) throw Errors.forbidden();
+    });
+  },
+  { name: 'keymint-access-token-auth' },
+);
+
+/** Admin-API authentication: the ADMIN_TOKEN, compared in constant time by bearer-auth. */
+export const adminTokenAuth = fp<{ adminToken: string }>(
+  async (app: FastifyInstance, options) => {
+    await app.register(bearerAuth, {
+      addHook: false,
+      keys: [options.adminToken],
+      specCompliance: 'rfc6749',
+      verifyErrorLogLevel: 'debug',
+    });
+    app.addHook('onRequest', app.verifyBearerAuth!);
+  },
+  { name: 'keymint-admin-token-auth' },
+);

@@ -1,0 +1,223 @@
+import { and, asc, eq, inArray } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { customers, devices, licenseKeys, products, type LicenseKey } from '../db/schema/index.js';
+import { addOneCalendarMonth, parseIsoDate, toIso } from '../lib/dates.js';
+import { Errors } from '../lib/errors.js';
+import { newId } from '../lib/ids.js';
+import { generateLicenseKey, keySpaceSize, resolveKeyFormat, type KeyFormat } from '../lib/key-format.js';
+import { canSeeProduct, type AuthContext } from '../lib/scopes.js';
+import type { CreateKeyBody, GetKeyResponse, License } from '../schemas/keys.js';
+import { findCustomer, insertCustomer, newCustomerConflict } from './customers.js';
+
+const MAX_DRAWS_PER_KEY = 10;
+
+type ActivationLimitInput = string | number | null | undefined;
+
+const toLimit = (value: ActivationLimitInput): number | null | undefined =>
+  value === undefined ? undefined : value === null ? null : Number(value);
+
+/**
+ * usesPerKey and maxActivations are synonyms (D2): both non-null and different is an error;
+ * otherwise the non-null one wins; both absent = unlimited.
+ */
+export function resolveActivationLimit(usesPerKey: ActivationLimitInput, maxActivations: ActivationLimitInput) {
+  const a = toLimit(usesPerKey);
+  const b = toLimit(maxActivations);
+  if (a != null && b != null && a !== b) throw Errors.activationLimitMismatch();
+  if (a === undefined && b === undefined) return undefined;
+  return a ?? b ?? null;
+}
+
+/** Parses `expiryDate`: undefined = not given, null = never expires. */
+export function resolveExpiry(expiryDate: string | null | undefined): Date | null | undefined {
+  if (expiryDate === undefined || expiryDate === null) return expiryDate;
+  const date = parseIsoDate(expiryDate);
+  if (!date) throw Errors.invalidField('expiryDate');
+  return date;
+}
+
+/** Active product of the caller's account that the token may use, or undefined. */
+export async function findUsableProduct(db: Db, auth: AuthContext, productId: string) {
+  if (!canSeeProduct(auth, productId)) return undefined;
+  const [product] = await db
+    .select({ id: products.id })
+    .from(products)
+    .where(and(eq(products.id, productId), eq(products.accountId, auth.accountId), eq(products.active, true)))
+    .limit(1);
+  return product;
+}
+
+async function insertUniqueKeys(
+  db: Db,
+  base: Omit<typeof licenseKeys.$inferInsert, 'id' | 'key'>,
+  format: KeyFormat,
+  amount: number,
+): Promise<string[]> {
+  const created: string[] = [];
+  for (let round = 0; round < MAX_DRAWS_PER_KEY && created.length < amount; round++) {
+    const wanted = new Set<string>();
+    for (let i = 0; wanted.size < amount - created.length && i < (amount - created.length) * 4; i++) {
+      const candidate = generateLicenseKey(format);
+      if (!created.includes(candidate)) wanted.add(candidate);
+    }
+    if (wanted.size === 0) continue;
+    // A key already taken in the product (by anyone, committed or concurrent) is skipped and
+    // drawn again; the unique index on (product, key) is the arbiter.
+    const inserted = await db
+      .insert(licenseKeys)
+      .values([...wanted].map((key) => ({ ...base, id: newId(), key })))
+      .onConflictDoNothing({ target: [licenseKeys.productId, licenseKeys.key] })
+      .returning({ key: licenseKeys.key });
+    const insertedKeys = new Set(inserted.map((row) => row.key));
+    for (const key of wanted) if (insertedKeys.has(key)) created.push(key);
+  }
+  if (created.length < amount) throw Errors.invalidField('format');
+  return created;
+}
+
+/** `POST /key`, `POST /create-key` (§2.1): one transaction for customer and keys. */
+export async function createLicenseKeys(db: Db, auth: AuthContext, body: CreateKeyBody) {
+  if (body.customerId !== undefined && body.newCustomer !== undefined) throw Errors.bothCustomerFields();
+  const maxActivations = resolveActivationLimit(body.usesPerKey, body.maxActivations) ?? null;
+  const now = new Date();
+  const expiry = resolveExpiry(body.expiryDate);
+  const format = resolveKeyFormat(body.format);
+  if (!format) throw Errors.invalidField('format.charset');
+  const amount = body.amountKeys === undefined ? 1 : Number(body.amountKeys);
+  if (keySpaceSize(format) < amount) throw Errors.invalidField('format');
+
+  const keys = await db.transaction(async (tx) => {
+    if (!(await findUsableProduct(tx, auth, body.productId))) throw Errors.productNotFoundOrInactive();
+    let customerId: string | null = null;
+    if (body.customerId !== undefined) {
+      const customer = await findCustomer(tx, auth.accountId, body.customerId);
+      if (!customer) throw Errors.customerIdNotFound(body.customerId);
+      customerId = customer.id;
+    } else if (body.newCustomer !== undefined) {
+      const customer = await insertCustomer(
+        tx,
+        auth.accountId,
+        body.newCustomer,
+        newCustomerConflict(body.newCustomer.email),
+      );
+      customerId = customer.id;
+    }
+    const allowedHosts = body.allowedHosts && body.allowedHosts.length > 0 ? body.allowedHosts : null;
+    return insertUniqueKeys(
+      tx,
+      {
+        accountId: auth.accountId,
+        productId: body.productId,
+        maxActivations,
+        expiresAt: expiry === undefined ? addOneCalendarMonth(now) : expiry,
+        customerId,
+        metadata: body.metadata ?? null,
+        allowedHosts,
+        licenseType: body.licenseType ?? 'node-locked',
+        maxConcurrentSessions: body.maxConcurrentSessions ?? null,
+        heartbeatInterval: body.heartbeatInterval ?? 300,
+        sessionLeaseDuration: body.sessionLeaseDuration ?? 900,
+        createdAt: now,
+        updatedAt: now,
+      },
+      format,
+      amount,
+    );
+  });
+  return { key: keys[0]!, keys: body.amountKeys === undefined ? undefined : keys };
+}
+
+export const isExpired = (key: Pick<LicenseKey, 'expiresAt'>, now = Date.now()): boolean =>
+  key.expiresAt !== null && key.expiresAt.getTime() <= now;
+
+/**
+ * Finds a key by product and key text within the caller's account and token, optionally
+ * locking the row (`FOR UPDATE`) for a check-then-act sequence.
+ */
+export async function findLicenseKey(
+  db: Db,
+  auth: AuthContext,
+  productId: string,
+  licenseKey: string,
+  options: { forUpdate?: boolean } = {},
+): Promise<LicenseKey | undefined> {
+  if (!canSeeProduct(auth, productId)) return undefined;
+  const query = db
+    .select({ key: licenseKeys })
+    .from(licenseKeys)
+    .innerJoin(products, eq(products.id, licenseKeys.productId))
+    .where(
+      and(
+        eq(licenseKeys.productId, productId),
+        eq(licenseKeys.key, licenseKey),
+        eq(licenseKeys.accountId, auth.accountId),
+        eq(products.active, true),
+      ),
+    )
+    .limit(1);
+  const [row] = options.forUpdate ? await query.for('update', { of: licenseKeys }) : await query;
+  return row?.key;
+}
+
+export async function listDevices(db: Db, licenseKeyIds: string[]) {
+  if (licenseKeyIds.length === 0) return [];
+  return db
+    .select()
+    .from(devices)
+    .where(inArray(devices.licenseKeyId, licenseKeyIds))
+    .orderBy(asc(devices.activatedAt), asc(devices.id));
+}
+
+type LicenseWithoutDevices = Omit<License, 'devices'>;
+
+export function toLicenseView(key: LicenseKey, activations: number, now = Date.now()): LicenseWithoutDevices {
+  return {
+    id: key.id,
+    key: key.key,
+    productId: key.productId,
+    maxActivations: key.maxActivations,
+    activations,
+    activated: !key.blocked && !isExpired(key, now),
+    expirationDate: toIso(key.expiresAt),
+    metadata: key.metadata ?? null,
+    allowedHosts: key.allowedHosts ?? null,
+    licenseType: key.licenseType,
+    blocked: key.blocked,
+  };
+}
+
+/** `GET /key`, `POST /get-key` (§2.2): no state check, blocked and expired keys are returned. */
+export async function getLicenseKey(
+  db: Db,
+  auth: AuthContext,
+  productId: string,
+  licenseKey: string,
+): Promise<GetKeyResponse> {
+  const key = await findLicenseKey(db, auth, productId, licenseKey);
+  if (!key) throw Errors.licenseKeyNotFound();
+  const [keyDevices, customer] = await Promise.all([
+    listDevices(db, [key.id]),
+    key.customerId
+      ? db
+          .select({ id: customers.id, name: customers.name, email: customers.email, active: customers.active })
+          .from(customers)
+          .where(eq(customers.id, key.customerId))
+          .then((rows) => rows[0] ?? null)
+      : Promise.resolve(null),
+  ]);
+  return {
+    code: 0,
+    data: {
+      license: {
+        ...toLicenseView(key, keyDevices.length),
+        devices: keyDevices.map((device) => ({
+          hostId: device.hostId,
+          deviceTag: device.deviceTag,
+          ipAddress: device.ipAddress,
+          activationTime: device.activatedAt.toISOString(),
+        })),
+      },
+      customer,
+    },
+  };
+}

@@ -1,0 +1,56 @@
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import type { FastifyInstance } from 'fastify';
+import { inject } from 'vitest';
+import { buildApp } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { openPglite, openPostgres, type Database } from '../../src/db/client.js';
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+
+export const usingPostgres = Boolean(process.env.DATABASE_URL);
+
+export interface TestApp {
+  app: FastifyInstance;
+  database: Database;
+  config: Config;
+  close(): Promise<void>;
+}
+
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({ LOG_LEVEL: 'silent', ADMIN_TOKEN, ...env });
+}
+
+/** A database for one test file: a copy of the migrated PGlite template, or PostgreSQL. */
+export async function openTestDatabase(): Promise<Database & { cleanup?: () => void }> {
+  if (process.env.DATABASE_URL) return openPostgres({ url: process.env.DATABASE_URL, poolSize: 10 });
+  const dir = mkdtempSync(join(tmpdir(), 'keymint-test-'));
+  cpSync(inject('pgliteTemplateDir'), dir, { recursive: true });
+  const database = await openPglite({ instance: await PGlite.create(dir) });
+  return {
+    ...database,
+    async close() {
+      await database.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Builds the app on a fresh test database; `env` overrides configuration variables. */
+export async function createTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const config = testConfig(env);
+  const database = await openTestDatabase();
+  const app = await buildApp({ config, database });
+  await app.ready();
+  return {
+    app,
+    database,
+    config,
+    async close() {
+      await app.close();
+      await database.close();
+    },
+  };
+}

@@ -1,0 +1,30 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import type { TestProject } from 'vitest/node';
+import { migratePgliteDatabase, migratePostgresDatabase } from '../../src/db/migrate.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    pgliteTemplateDir: string;
+  }
+}
+
+/**
+ * Runs once per test run: migrates PostgreSQL (DATABASE_URL) or builds one migrated PGlite
+ * template directory that every test file copies (initdb in WASM is too slow per file).
+ */
+export default async function setup(project: TestProject) {
+  if (process.env.DATABASE_URL) {
+    await migratePostgresDatabase(process.env.DATABASE_URL);
+    project.provide('pgliteTemplateDir', '');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'keymint-template-'));
+  const template = await PGlite.create(join(dir, 'db'));
+  await migratePgliteDatabase(template);
+  await template.close();
+  project.provide('pgliteTemplateDir', join(dir, 'db'));
+  return () => rmSync(dir, { recursive: true, force: true });
+}

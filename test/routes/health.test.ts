@@ -1,0 +1,35 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from '../helpers/app.js';
+import { client, expectError } from '../helpers/fixtures.js';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(async () => t.close());
+
+describe('operations endpoints', () => {
+  it('GET /healthz answers without auth', async () => {
+    const response = await client(t.app).get('/healthz');
+    expect(response.status).toBe(200);
+    expect(response.body).toEqual({ code: 0, status: 'ok' });
+    expect(response.headers['content-type']).toBe('application/json; charset=utf-8');
+  });
+
+  it('GET /readyz checks the database', async () => {
+    const response = await client(t.app).get('/readyz');
+    expect(response.body).toEqual({ code: 0, status: 'ready' });
+  });
+
+  it('unknown paths and methods answer 404 Not found', async () => {
+    expectError(await client(t.app).get('/nope'), 404, 1, 'Not found');
+    expectError(await client(t.app).send('DELETE', '/healthz'), 404, 1, 'Not found');
+    expectError(await client(t.app).get('/key/'), 404, 1, 'Not found');
+    expectError(await client(t.app).get('/KEY'), 404, 1, 'Not found');
+  });
+
+  it('echoes a request id header', async () => {
+    const response = await client(t.app).get('/healthz');
+    expect(response.headers['x-request-id']).toBeTruthy();
+  });
+});
