@@ -1,0 +1,164 @@
+/**
+ * `npm run bench`: throughput and latency of the hot endpoints against PostgreSQL, next to the
+ * ceiling pgbench reaches running the same SQL transaction on the same database.
+ *
+ * DATABASE_URL names the server to use (default postgres://postgres@127.0.0.1:5432/postgres);
+ * the benchmark creates a database of its own next to it and drops it at the end.
+ * BENCH_DURATION (seconds, default 10) and BENCH_CONNECTIONS (default 50) tune the runs.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import autocannon from 'autocannon';
+import { sha256Hex } from '../src/lib/ids.js';
+import { createFreshDatabase, request, startServer } from '../test/helpers/server-process.js';
+
+const run = promisify(execFile);
+process.env.DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
+const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const ADMIN_TOKEN = `bench-admin-${randomBytes(12).toString('hex')}`;
+
+interface Figures {
+  name: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  failures: number;
+}
+
+async function http(
+  name: string,
+  options: autocannon.Options,
+): Promise<Figures> {
+  const result = await autocannon({ connections: CONNECTIONS, duration: DURATION, ...options });
+  return {
+    name,
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    failures: result.non2xx + result.errors + result.timeouts,
+  };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function pgbench(name: string, databaseUrl: string, script: string, variables: Record<string, string>): Promise<Figures> {
+  const binDir = readdirSync('/usr/lib/postgresql').sort().reverse()[0];
+  const binary = binDir ? `/usr/lib/postgresql/${binDir}/bin/pgbench` : 'pgbench';
+  const dir = mkdtempSync(join(tmpdir(), 'keymint-pgbench-'));
+  try {
+    const file = join(dir, 'script.sql');
+    writeFileSync(file, script);
+    const url = new URL(databaseUrl);
+    const args = [
+      '-n', '-M', 'prepared', '-c', String(CONNECTIONS), '-j', '2', '-T', String(DURATION), '-l',
+      '-f', file,
+      '-h', url.hostname, '-p', url.port || '5432', '-U', decodeURIComponent(url.username || 'postgres'),
+      ...Object.entries(variables).flatMap(([key, value]) => ['-D', `${key}=${value}`]),
+      url.pathname.slice(1),
+    ];
+    const { stdout } = await run(binary, args, {
+      cwd: dir,
+      env: { ...process.env, PGPASSWORD: decodeURIComponent(url.password) },
+      maxBuffer: 16 * 1024 * 1024,
+    });
+    const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(stdout)?.[1]);
+    const failed = Number(/number of failed transactions: (\d+)/.exec(stdout)?.[1] ?? 0);
+    // Per-transaction log lines: client_id transaction_no latency_us script_no epoch epoch_us
+    const latencies = readdirSync(dir)
+      .filter((entry) => entry.startsWith('pgbench_log'))
+      .flatMap((entry) => readFileSync(join(dir, entry), 'utf8').trim().split('\n'))
+      .map((line) => Number(line.split(' ')[2]) / 1000)
+      .filter(Number.isFinite)
+      .sort((a, b) => a - b);
+    return { name, rps: tps, p50: percentile(latencies, 50), p99: percentile(latencies, 99), failures: failed };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// The statements one POST /create-key runs: token lookup, then one transaction with the product
+// check and the key insert.
+const CREATE_KEY_SQL = `
+SELECT id, account_id, scopes, product_ids, expires_at, revoked_at FROM access_tokens WHERE token_hash = :hash;
+BEGIN;
+SELECT id FROM products WHERE id = :product AND account_id = :account AND active = true LIMIT 1;
+INSERT INTO license_keys (id, account_id, product_id, key, max_activations, expires_at, customer_id, metadata, allowed_hosts, license_type, max_concurrent_sessions, heartbeat_interval, session_lease_duration, blocked, created_at, updated_at)
+  VALUES (substr(md5(random()::text), 1, 22), :account, :product, upper(substr(md5(random()::text), 1, 23)), 5, now() + interval '1 month', NULL, NULL, NULL, 'node-locked', NULL, 300, 900, false, now(), now())
+  ON CONFLICT (product_id, key) DO NOTHING RETURNING key;
+COMMIT;
+`;
+
+const fmt = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : '-');
+
+function print(rows: Figures[]) {
+  console.log('');
+  console.log(`${'scenario'.padEnd(34)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'failed'.padStart(7)}`);
+  for (const row of rows) {
+    console.log(
+      `${row.name.padEnd(34)} ${fmt(row.rps).padStart(9)} ${fmt(row.p50, 2).padStart(8)} ${fmt(row.p99, 2).padStart(8)} ${String(row.failures).padStart(7)}`,
+    );
+  }
+}
+
+async function main() {
+  const database = await createFreshDatabase();
+  const server = await startServer({
+    DATABASE_URL: database.url,
+    ADMIN_TOKEN,
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_PER_MINUTE: '10000000',
+  });
+  try {
+    const account = await request(server.url, 'POST', '/admin/accounts', ADMIN_TOKEN, { name: 'bench' });
+    const accountId = account.body.id as string;
+    const product = await request(server.url, 'POST', '/admin/products', ADMIN_TOKEN, { name: 'bench', accountId });
+    const productId = product.body.id as string;
+    const tokenResponse = await request(server.url, 'POST', '/admin/tokens', ADMIN_TOKEN, { name: 'bench', accountId });
+    const token = tokenResponse.body.token as string;
+    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
+    const created = await request(server.url, 'POST', '/create-key', token, { productId, usesPerKey: '5' });
+    if (created.status !== 200) throw new Error(`create-key failed: ${JSON.stringify(created.body)}`);
+    const licenseKey = created.body.key as string;
+
+    console.log(`keymint-server bench: ${CONNECTIONS} connections, ${DURATION} s per scenario, PostgreSQL ${new URL(database.url).host}`);
+    const rows: Figures[] = [];
+    rows.push(
+      await http('POST /create-key (http)', {
+        url: `${server.url}/create-key`,
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ productId, usesPerKey: '5' }),
+      }),
+    );
+    rows.push(
+      await pgbench('create-key SQL (pgbench)', database.url, CREATE_KEY_SQL, {
+        hash: sha256Hex(token),
+        product: productId,
+        account: accountId,
+      }),
+    );
+    rows.push(
+      await http('GET /key (http)', {
+        url: `${server.url}/key?productId=${productId}&licenseKey=${encodeURIComponent(licenseKey)}`,
+        headers: { authorization: `Bearer ${token}` },
+      }),
+    );
+    print(rows);
+    const [createKey, createKeySql] = rows;
+    console.log('');
+    console.log(`ratio create-key / pgbench: ${fmt(createKey!.rps / createKeySql!.rps, 2)} (target >= 0.80)`);
+  } finally {
+    await server.stop();
+    await database.drop();
+  }
+}
+
+await main();
