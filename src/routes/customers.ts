@@ -1,23 +1,85 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ErrorSchema } from '../schemas/common.js';
-import { ListCustomersQuerySchema, ListCustomersResponseSchema } from '../schemas/customers.js';
-import { listCustomers } from '../services/customers.js';
+import {
+  CreateCustomerBodySchema,
+  CreateCustomerResponseSchema,
+  CustomerIdBodySchema,
+  CustomerIdQuerySchema,
+  CustomerKeysResponseSchema,
+  DeleteCustomerResponseSchema,
+  GetCustomerResponseSchema,
+  ListCustomersQuerySchema,
+  ListCustomersResponseSchema,
+  OptionalCustomerIdQuerySchema,
+  ToggleCustomerResponseSchema,
+  UpdateCustomerBodySchema,
+  UpdateCustomerResponseSchema,
+} from '../schemas/customers.js';
+import {
+  createCustomer,
+  deleteCustomer,
+  getCustomer,
+  getCustomerWithKeys,
+  listCustomers,
+  toCustomerView,
+  toggleCustomerActive,
+  updateCustomer,
+} from '../services/customers.js';
 
 const errors = { '4xx': ErrorSchema, '5xx': ErrorSchema };
+const tags = ['Customers'];
 const MAX_PAGE_SIZE = 100;
+
+const isGiven = (value: unknown) => value !== undefined && value !== null && value !== '';
+
+/**
+ * Endpoints that take `customerId` from the query string or the JSON body (§5.4, §5.5, §5.7;
+ * the SDKs disagree on where they put it, §11). Before validation the chosen value is placed in
+ * the body, so one body schema judges it and the check order of §1.6 holds.
+ */
+const customerIdFrom = (preferred: 'query' | 'body') => async (request: FastifyRequest) => {
+  const fromQuery = (request.query as { customerId?: unknown }).customerId;
+  const body = (request.body ?? {}) as Record<string, unknown>;
+  if (isGiven(fromQuery) && (preferred === 'query' || !isGiven(body.customerId))) body.customerId = fromQuery;
+  request.body = body;
+};
 
 /** Customer endpoints (§5): `{action, status, ..., code}` envelopes. */
 export async function customerRoutes(fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const db = app.database.db;
 
+  app.post(
+    '/customer',
+    {
+      config: { scope: 'customers:write' },
+      schema: {
+        tags,
+        summary: 'Create a customer',
+        body: CreateCustomerBodySchema,
+        response: { 201: CreateCustomerResponseSchema, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const customer = await createCustomer(db, request.auth.accountId, request.body);
+      return reply.status(201).send({
+        action: 'createCustomer' as const,
+        status: true as const,
+        message: 'Customer created successfully',
+        id: customer.id,
+        data: { id: customer.id, name: customer.name, email: customer.email },
+        code: 0 as const,
+      });
+    },
+  );
+
   app.get(
     '/customer',
     {
       config: { scope: 'customers:read' },
       schema: {
-        tags: ['Customers'],
+        tags,
         summary: 'List customers',
         querystring: ListCustomersQuerySchema,
         response: { 200: ListCustomersResponseSchema, ...errors },
@@ -31,6 +93,123 @@ export async function customerRoutes(fastify: FastifyInstance) {
         email,
       });
       return { action: 'getCustomers' as const, status: true as const, ...result, code: 0 as const };
+    },
+  );
+
+  app.get(
+    '/customer/by-id',
+    {
+      config: { scope: 'customers:read' },
+      schema: {
+        tags,
+        summary: 'Get a customer',
+        querystring: CustomerIdQuerySchema,
+        response: { 200: GetCustomerResponseSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const customer = await getCustomer(db, request.auth.accountId, request.query.customerId);
+      return {
+        action: 'getCustomerById' as const,
+        status: true as const,
+        data: [toCustomerView(customer)],
+        code: 0 as const,
+      };
+    },
+  );
+
+  app.put(
+    '/customer/by-id',
+    {
+      config: { scope: 'customers:write' },
+      preValidation: customerIdFrom('body'),
+      schema: {
+        tags,
+        summary: 'Update a customer',
+        querystring: OptionalCustomerIdQuerySchema,
+        body: UpdateCustomerBodySchema,
+        response: { 200: UpdateCustomerResponseSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const customer = await updateCustomer(db, request.auth.accountId, request.body);
+      return {
+        action: 'updateCustomer' as const,
+        status: true as const,
+        message: 'Customer updated successfully',
+        data: toCustomerView(customer),
+        code: 0 as const,
+      };
+    },
+  );
+
+  app.delete(
+    '/customer/by-id',
+    {
+      config: { scope: 'customers:delete' },
+      preValidation: customerIdFrom('query'),
+      schema: {
+        tags,
+        summary: 'Delete a customer with its keys and devices',
+        querystring: OptionalCustomerIdQuerySchema,
+        body: CustomerIdBodySchema,
+        response: { 200: DeleteCustomerResponseSchema, ...errors },
+      },
+    },
+    async (request) => {
+      await deleteCustomer(db, request.auth, request.body.customerId);
+      return {
+        action: 'removeCustomer' as const,
+        status: true as const,
+        message: 'Customer deleted successfully',
+        code: 0 as const,
+      };
+    },
+  );
+
+  app.get(
+    '/customer/keys',
+    {
+      config: { scope: 'customers:read' },
+      schema: {
+        tags,
+        summary: 'A customer and the license keys the token may see',
+        querystring: CustomerIdQuerySchema,
+        response: { 200: CustomerKeysResponseSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const { customer, licenseKeys } = await getCustomerWithKeys(db, request.auth, request.query.customerId);
+      return {
+        action: 'getCustomerLicenseKeys' as const,
+        status: true as const,
+        data: { customer: toCustomerView(customer), licenseKeys },
+        code: 0 as const,
+      };
+    },
+  );
+
+  app.post(
+    '/customer/disable',
+    {
+      config: { scope: 'customers:write' },
+      preValidation: customerIdFrom('query'),
+      schema: {
+        tags,
+        summary: 'Toggle a customer between active and disabled',
+        querystring: OptionalCustomerIdQuerySchema,
+        body: CustomerIdBodySchema,
+        response: { 200: ToggleCustomerResponseSchema, ...errors },
+      },
+    },
+    async (request) => {
+      const active = await toggleCustomerActive(db, request.auth.accountId, request.body.customerId);
+      return {
+        action: 'toggleActive' as const,
+        status: true as const,
+        message: active ? 'Customer enabled' : 'Customer disabled',
+        code: 0 as const,
+      };
     },
   );
 }

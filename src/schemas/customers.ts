@@ -1,5 +1,6 @@
-import { Type } from '@sinclair/typebox';
-import { emptyAsOmitted, Id, Timestamp } from './common.js';
+import { Type, type Static } from '@sinclair/typebox';
+import { CustomerIdInputSchema, EmailSchema, emptyAsOmitted, Id, NameSchema, Timestamp } from './common.js';
+import { LicenseSchema } from './keys.js';
 
 export const CustomerSchema = Type.Object({
   id: Id,
@@ -11,6 +12,12 @@ export const CustomerSchema = Type.Object({
   createdBy: Id,
 });
 
+/** Every customer response is `{action, status: true, ..., code: 0}` (§5). */
+const envelope = <A extends string>(action: A) => ({
+  action: Type.Literal(action),
+  status: Type.Literal(true),
+});
+
 export const ListCustomersQuerySchema = Type.Object({
   page: Type.Optional(Type.String({ format: 'page-number', description: 'integer ≥ 1, default 1' })),
   limit: Type.Optional(
@@ -20,8 +27,7 @@ export const ListCustomersQuerySchema = Type.Object({
 });
 
 export const ListCustomersResponseSchema = Type.Object({
-  action: Type.Literal('getCustomers'),
-  status: Type.Literal(true),
+  ...envelope('getCustomers'),
   data: Type.Array(CustomerSchema),
   meta: Type.Object({
     total: Type.Integer(),
@@ -29,5 +35,77 @@ export const ListCustomersResponseSchema = Type.Object({
     limit: Type.Integer(),
     totalPages: Type.Integer(),
   }),
+  code: Type.Literal(0),
+});
+
+/** `POST /customer` (§5.1). The Go SDK always sends `email`, "" when unset (§11). */
+export const CreateCustomerBodySchema = Type.Object({
+  name: NameSchema,
+  email: Type.Optional(emptyAsOmitted(EmailSchema)),
+});
+export type CreateCustomerBody = Static<typeof CreateCustomerBodySchema>;
+
+export const CreateCustomerResponseSchema = Type.Object({
+  ...envelope('createCustomer'),
+  message: Type.String(),
+  id: Id,
+  data: Type.Object({ id: Id, name: Type.String(), email: Type.Union([Type.String(), Type.Null()]) }),
+  code: Type.Literal(0),
+});
+
+/** `customerId` in the query string: by-id, keys. */
+export const CustomerIdQuerySchema = Type.Object({ customerId: CustomerIdInputSchema });
+
+/**
+ * The query string of the endpoints that also accept `customerId` in the body. The query value
+ * is moved into the body before validation (see routes), so the body schema judges it.
+ */
+export const OptionalCustomerIdQuerySchema = Type.Object({
+  customerId: Type.Optional(Type.Unknown()),
+});
+
+/** Body of `DELETE /customer/by-id` and `POST /customer/disable`. */
+export const CustomerIdBodySchema = Type.Object({ customerId: CustomerIdInputSchema });
+
+/** `PUT /customer/by-id` (§5.4): `email: null` clears the email, "" leaves it unchanged. */
+export const UpdateCustomerBodySchema = Type.Object({
+  customerId: CustomerIdInputSchema,
+  name: Type.Optional(NameSchema),
+  email: Type.Optional(emptyAsOmitted(Type.Union([EmailSchema, Type.Null()]))),
+  active: Type.Optional(Type.Boolean()),
+});
+export type UpdateCustomerBody = Static<typeof UpdateCustomerBodySchema>;
+
+export const GetCustomerResponseSchema = Type.Object({
+  ...envelope('getCustomerById'),
+  data: Type.Array(CustomerSchema),
+  code: Type.Literal(0),
+});
+
+export const UpdateCustomerResponseSchema = Type.Object({
+  ...envelope('updateCustomer'),
+  message: Type.String(),
+  data: CustomerSchema,
+  code: Type.Literal(0),
+});
+
+export const DeleteCustomerResponseSchema = Type.Object({
+  ...envelope('removeCustomer'),
+  message: Type.String(),
+  code: Type.Literal(0),
+});
+
+/** A License (§1.11) without `devices`, `licenseType` and `blocked`. */
+export const CustomerLicenseSchema = Type.Omit(LicenseSchema, ['devices', 'licenseType', 'blocked']);
+
+export const CustomerKeysResponseSchema = Type.Object({
+  ...envelope('getCustomerLicenseKeys'),
+  data: Type.Object({ customer: CustomerSchema, licenseKeys: Type.Array(CustomerLicenseSchema) }),
+  code: Type.Literal(0),
+});
+
+export const ToggleCustomerResponseSchema = Type.Object({
+  ...envelope('toggleActive'),
+  message: Type.String(),
   code: Type.Literal(0),
 });
