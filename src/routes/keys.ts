@@ -9,6 +9,7 @@ import {
   KeyLookupSchema,
 } from '../schemas/keys.js';
 import { createLicenseKeys, getLicenseKey } from '../services/keys.js';
+import { lifecycleRoutes } from './lifecycle.js';
 
 const errors = { '4xx': ErrorSchema, '5xx': ErrorSchema };
 
@@ -16,6 +17,7 @@ const errors = { '4xx': ErrorSchema, '5xx': ErrorSchema };
 export async function keyRoutes(fastify: FastifyInstance) {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const db = app.database.db;
+  await app.register(lifecycleRoutes);
 
   for (const url of ['/key', '/create-key']) {
     app.post(
