@@ -1,0 +1,105 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_TOKEN, usingPostgres } from '../helpers/app.js';
+import { request, startServer, type ServerProcess } from '../helpers/server-process.js';
+
+/**
+ * Activations racing across two real server processes on one PostgreSQL database: the key row
+ * lock and the (key, hostId) unique index must hold whatever process serves a request.
+ */
+describe.skipIf(!usingPostgres)('activation races across processes (PostgreSQL)', () => {
+  let servers: ServerProcess[] = [];
+  let token: string;
+  let productId: string;
+
+  const serverFor = (i: number) => servers[i % servers.length]!.url;
+
+  const createKey = async (body: Record<string, unknown> = {}) => {
+    const response = await request(serverFor(0), 'POST', '/key', token, { productId, ...body });
+    expect(response.status, JSON.stringify(response.body)).toBe(200);
+    return response.body.key as string;
+  };
+
+  const getLicense = async (key: string) => {
+    const query = new URLSearchParams({ productId, licenseKey: key });
+    const response = await request(serverFor(1), 'GET', `/key?${query}`, token);
+    expect(response.status).toBe(200);
+    return response.body.data;
+  };
+
+  beforeAll(async () => {
+    const env = { DATABASE_URL: process.env.DATABASE_URL!, ADMIN_TOKEN, DB_POOL_SIZE: '20' };
+    servers = await Promise.all([startServer(env), startServer(env)]);
+    const base = servers[0]!.url;
+    const account = await request(base, 'POST', '/admin/accounts', ADMIN_TOKEN, { name: 'Race account' });
+    expect(account.status).toBe(201);
+    const product = await request(base, 'POST', '/admin/products', ADMIN_TOKEN, {
+      name: 'Race product',
+      accountId: account.body.id,
+    });
+    expect(product.status).toBe(201);
+    productId = product.body.id;
+    const created = await request(base, 'POST', '/admin/tokens', ADMIN_TOKEN, {
+      name: 'race',
+      accountId: account.body.id,
+    });
+    expect(created.status).toBe(201);
+    token = created.body.token;
+  }, 120_000);
+
+  afterAll(async () => {
+    await Promise.all(servers.map((server) => server.stop()));
+  });
+
+  it('40 parallel activations of distinct hosts on a 5-slot key: exactly five succeed', async () => {
+    const key = await createKey({ usesPerKey: '5' });
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        request(serverFor(i), 'POST', '/key/activate', token, { productId, licenseKey: key, hostId: `host-${i}` }),
+      ),
+    );
+    const ok = results.filter((r) => r.status === 200);
+    const refused = results.filter((r) => r.status !== 200);
+    expect(ok).toHaveLength(5);
+    expect(refused).toHaveLength(35);
+    for (const response of refused) {
+      expect(response).toEqual({ status: 403, body: { message: 'Activation limit reached', code: 2 } });
+    }
+    const { license } = await getLicense(key);
+    expect(license.activations).toBe(5);
+    expect(license.devices.map((d: { hostId: string }) => d.hostId).sort()).toEqual(
+      ok.map((r) => r.body.hostId as string).sort(),
+    );
+  });
+
+  it('20 parallel activations of one new host: all 200, exactly one device', async () => {
+    const key = await createKey({ usesPerKey: '5' });
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        request(serverFor(i), 'POST', '/key/activate', token, { productId, licenseKey: key, hostId: 'the-one-host' }),
+      ),
+    );
+    expect(results.map((r) => r.status)).toEqual(Array(20).fill(200));
+    for (const response of results) expect(response.body.hostId).toBe('the-one-host');
+    const { license } = await getLicense(key);
+    expect(license.activations).toBe(1);
+    expect(license.devices).toHaveLength(1);
+  });
+
+  it('10 parallel activations of different keys with the same new licensee: one customer for all', async () => {
+    const keys = await Promise.all(Array.from({ length: 10 }, () => createKey()));
+    const licensee = { name: 'Racing Licensee', email: `race-${Date.now()}@example.com` };
+    const results = await Promise.all(
+      keys.map((key, i) =>
+        request(serverFor(i), 'POST', '/key/activate', token, { productId, licenseKey: key, hostId: 'h', licensee }),
+      ),
+    );
+    expect(results.map((r) => r.status)).toEqual(Array(10).fill(200));
+    const customerIds = new Set<string>();
+    for (const key of keys) {
+      const { customer } = await getLicense(key);
+      expect(customer).toMatchObject({ name: licensee.name, email: licensee.email });
+      customerIds.add(customer.id);
+    }
+    expect(customerIds.size).toBe(1);
+  });
+});
