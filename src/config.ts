@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 
@@ -22,10 +23,11 @@ export const EnvSchema = Type.Object({
   ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   SECRET_KEY: Type.Optional(Type.String({ minLength: 16 })),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
+  REDIS_KEY_PREFIX: Type.String({ pattern: '^[A-Za-z0-9:_.-]{1,64}$', default: 'keymint:' }),
   RATE_LIMIT_PER_MINUTE: Integer('RATE_LIMIT_PER_MINUTE', { minimum: 1, maximum: 10_000_000, default: 6000 }),
-  TRUST_PROXY: Type.Union([Type.Literal('true'), Type.Literal('false'), Type.Literal('1'), Type.Literal('0')], {
-    default: 'false',
-  }),
+  // true/1 trusts every proxy (X-Forwarded-For's first entry is the client): only behind a proxy
+  // that overwrites the header. A list of proxy addresses/CIDRs trusts just those hops.
+  TRUST_PROXY: Type.String({ minLength: 1, default: 'false' }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
     { default: 'info' },
@@ -43,8 +45,10 @@ export interface Config {
   adminToken: string | undefined;
   secretKey: string | undefined;
   redisUrl: string | undefined;
+  redisKeyPrefix: string;
   rateLimitPerMinute: number;
-  trustProxy: boolean;
+  /** Fastify's trustProxy: all proxies, none, or a comma-separated list of addresses/CIDRs. */
+  trustProxy: boolean | string;
   logLevel: string;
   metricsToken: string | undefined;
   bodyLimit: number;
@@ -59,6 +63,26 @@ export class ConfigError extends Error {
 }
 
 type Env = Static<typeof EnvSchema>;
+
+// Named ranges proxy-addr (Fastify's trustProxy) understands.
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+function isProxyAddress(entry: string): boolean {
+  if (PROXY_RANGE_NAMES.has(entry)) return true;
+  const [address = '', prefix, extra] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return false;
+  if (prefix === undefined) return true;
+  return /^[0-9]{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+/** `true`/`1`, `false`/`0`, or a comma-separated list of proxy addresses, CIDRs or range names. */
+function parseTrustProxy(value: string): boolean | string | undefined {
+  if (value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  const entries = value.split(',').map((entry) => entry.trim());
+  return entries.every(isProxyAddress) ? entries.join(',') : undefined;
+}
 
 // Values never echoed in an error message (they may hold credentials).
 const SECRET_VARIABLES = new Set(['ADMIN_TOKEN', 'SECRET_KEY', 'METRICS_TOKEN', 'DATABASE_URL', 'REDIS_URL']);
@@ -83,6 +107,8 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     if (value < minimum || value > maximum) fail(name, `must be between ${minimum} and ${maximum}`);
   }
   const env = withDefaults as Env;
+  const trustProxy =
+    parseTrustProxy(env.TRUST_PROXY) ?? fail('TRUST_PROXY', 'must be true, false or a list of proxy addresses/CIDRs');
   return {
     port: Number(env.PORT),
     host: env.HOST,
@@ -91,8 +117,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     adminToken: env.ADMIN_TOKEN,
     secretKey: env.SECRET_KEY,
     redisUrl: env.REDIS_URL,
+    redisKeyPrefix: env.REDIS_KEY_PREFIX,
     rateLimitPerMinute: Number(env.RATE_LIMIT_PER_MINUTE),
-    trustProxy: env.TRUST_PROXY === 'true' || env.TRUST_PROXY === '1',
+    trustProxy,
     logLevel: env.LOG_LEVEL,
     metricsToken: env.METRICS_TOKEN,
     bodyLimit: Number(env.BODY_LIMIT),
