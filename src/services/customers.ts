@@ -1,4 +1,4 @@
-import { and, asc, count, eq, inArray, ne, notInArray, sql } from 'drizzle-orm';
+import { and, asc, count, eq, inArray, notInArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { customers, devices, licenseKeys, products, type Customer } from '../db/schema/index.js';
 import { Errors, isUniqueViolation, type AppError } from '../lib/errors.js';
@@ -32,8 +32,19 @@ const ownCustomer = (accountId: string, customerId: string) =>
 
 const sameEmail = (email: string) => sql`lower(${customers.email}) = lower(${email})`;
 
-export async function findCustomer(db: Db, accountId: string, customerId: string): Promise<Customer | undefined> {
-  const [row] = await db.select().from(customers).where(ownCustomer(accountId, customerId)).limit(1);
+/**
+ * `keyShare` locks the row against a concurrent delete until the transaction ends: a caller
+ * that goes on to reference the customer (assign a key) then gets either the row or nothing,
+ * never a foreign-key violation.
+ */
+export async function findCustomer(
+  db: Db,
+  accountId: string,
+  customerId: string,
+  options: { keyShare?: boolean } = {},
+): Promise<Customer | undefined> {
+  const query = db.select().from(customers).where(ownCustomer(accountId, customerId)).limit(1);
+  const [row] = options.keyShare ? await query.for('key share') : await query;
   return row;
 }
 
@@ -118,14 +129,6 @@ export async function updateCustomer(db: Db, accountId: string, body: UpdateCust
     const [current] = await tx.select().from(customers).where(ownCustomer(accountId, customerId)).for('update');
     if (!current) throw Errors.customerNotFound();
     if (name === undefined && email === undefined && active === undefined) return current;
-    if (email) {
-      const [clash] = await tx
-        .select({ id: customers.id })
-        .from(customers)
-        .where(and(eq(customers.accountId, accountId), sameEmail(email), ne(customers.id, customerId)))
-        .limit(1);
-      if (clash) throw Errors.customerEmailConflict();
-    }
     try {
       const [updated] = await tx
         .update(customers)
@@ -134,7 +137,7 @@ export async function updateCustomer(db: Db, accountId: string, body: UpdateCust
         .returning();
       return updated!;
     } catch (err) {
-      // A concurrent insert or update may take the email after the pre-check.
+      // The unique index on (account, lower(email)) decides, also against concurrent writers.
       if (isUniqueViolation(err)) throw Errors.customerEmailConflict();
       throw err;
     }
