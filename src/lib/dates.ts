@@ -10,6 +10,15 @@ function utc(y: number, mo: number, d = 1, h = 0, mi = 0, s = 0, ms = 0): number
   return date.getTime();
 }
 
+// The range every layer round-trips: PostgreSQL has no year 0, JavaScript's parser of the
+// driver's text output reads years below 100 as 19xx/20xx, and the output format (§1.9) has a
+// four-digit year. Instants outside it are rejected rather than stored wrong or answered 500.
+const EARLIEST = utc(1000, 0);
+const LATEST = utc(10000, 0) - 1;
+
+const inRange = (time: number): Date | undefined =>
+  time >= EARLIEST && time <= LATEST ? new Date(time) : undefined;
+
 function daysInMonth(year: number, month: number): number {
   return new Date(utc(year, month, 0)).getUTCDate();
 }
@@ -17,14 +26,15 @@ function daysInMonth(year: number, month: number): number {
 /**
  * Parses the contract's date input (§1.9): an ISO 8601 date-time with a zone, or a bare date
  * meaning midnight UTC. Impossible calendar dates and zone-less date-times are rejected.
- * Returns undefined when the value is not acceptable; precision is truncated to milliseconds.
+ * Returns undefined when the value is not acceptable or falls outside the years 1000–9999 (UTC);
+ * precision is truncated to milliseconds.
  */
 export function parseIsoDate(value: string): Date | undefined {
   const dateOnly = DATE_ONLY.exec(value);
   if (dateOnly) {
     const [, y, m, d] = dateOnly.map(Number) as [number, number, number, number];
     if (m < 1 || m > 12 || d < 1 || d > daysInMonth(y, m)) return undefined;
-    return new Date(utc(y, m - 1, d));
+    return inRange(utc(y, m - 1, d));
   }
   const match = DATE_TIME.exec(value);
   if (!match) return undefined;
@@ -45,9 +55,7 @@ export function parseIsoDate(value: string): Date | undefined {
     if (oh > 23 || om > 59) return undefined;
     offsetMinutes = (zone.startsWith('-') ? -1 : 1) * (oh * 60 + om);
   }
-  const time = utc(y, m - 1, d, h, min, s, millis) - offsetMinutes * 60_000;
-  const date = new Date(time);
-  return Number.isNaN(date.getTime()) ? undefined : date;
+  return inRange(utc(y, m - 1, d, h, min, s, millis) - offsetMinutes * 60_000);
 }
 
 /** Same day-of-month and time next month, clamped to that month's last day (§1.9). */
