@@ -133,8 +133,11 @@ export function compileValidator(schema: TSchema, part: ValidationPart) {
 /** A digit string (no sign, spaces or decimals) whose value lies in [minimum, maximum]. */
 function registerDigitRange(name: string, minimum: number, maximum: number) {
   FormatRegistry.Set(name, (value) => {
-    if (!/^[0-9]+$/.test(value) || value.length > 12) return false;
-    const number = Number(value);
+    if (!/^[0-9]+$/.test(value)) return false;
+    // Leading zeros do not change the value; the length cap keeps Number() exact.
+    const digits = value.replace(/^0+(?=.)/, '');
+    if (digits.length > 12) return false;
+    const number = Number(digits);
     return number >= minimum && number <= maximum;
   });
 }
