@@ -3,6 +3,7 @@ import swagger from '@fastify/swagger';
 import scalar from '@scalar/fastify-api-reference';
 import type { FastifyInstance, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
+import { EMPTY_AS_OMITTED } from '../lib/validation.js';
 
 export interface OpenApiPluginOptions {
   /** Whether `GET /metrics` asks for METRICS_TOKEN (documents the scheme). */
@@ -10,6 +11,39 @@ export interface OpenApiPluginOptions {
 }
 
 export type SecuritySchemeName = 'bearerAuth' | 'adminToken';
+
+/** The validator's own string formats, explained for readers of the document. */
+const FORMAT_DESCRIPTIONS: Record<string, string> = {
+  'iso-date': 'ISO 8601 date-time with zone, or a date (YYYY-MM-DD, midnight UTC)',
+  'activation-limit': 'Decimal integer from 1 to 2147483647, as a string',
+  'amount-keys': 'Decimal integer from 1 to 1000, as a string',
+  'page-number': 'Decimal integer of at least 1, as a string',
+  'positive-integer': 'Decimal integer of at least 1, as a string',
+  'http-url': 'Absolute http(s) URL',
+};
+
+/**
+ * A copy of a route schema for the document: custom formats get a description, and the
+ * validator's `x-empty-as-omitted` keyword becomes a sentence. structuredClone also leaves the
+ * TypeBox `Kind` symbols behind; the route keeps validating with the originals.
+ */
+function documentedSchema(schema: unknown): unknown {
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (node === null || typeof node !== 'object') return;
+    const record = node as Record<string, unknown>;
+    const format = typeof record.format === 'string' ? FORMAT_DESCRIPTIONS[record.format] : undefined;
+    if (format && record.description === undefined) record.description = format;
+    if (record[EMPTY_AS_OMITTED] === true) {
+      delete record[EMPTY_AS_OMITTED];
+      record.description = [record.description, 'An empty string counts as omitted.'].filter(Boolean).join('. ');
+    }
+    Object.values(record).forEach(visit);
+  };
+  const copy = structuredClone(schema);
+  visit(copy);
+  return copy;
+}
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
   version: string;
@@ -61,8 +95,11 @@ export const openApiPlugin = fp<OpenApiPluginOptions>(
         },
       },
       transform: ({ schema, url }) => ({
-        // A route without a scheme of its own needs no credentials.
-        schema: { ...schema, security: schema?.security ?? [] },
+        schema: {
+          ...(documentedSchema(schema ?? {}) as object),
+          // A route without a scheme of its own needs no credentials.
+          security: schema?.security ?? [],
+        },
         url,
       }),
     });
