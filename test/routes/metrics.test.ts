@@ -1,0 +1,122 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordActivation, recordKeysCreated } from '../../src/lib/metrics.js';
+import { createTestApp, type TestApp } from '../helpers/app.js';
+import { admin, client, createTenant, expectError } from '../helpers/fixtures.js';
+
+const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
+
+/** The value of one sample in the text exposition format; 0 when the series does not exist yet. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number {
+  const wanted = Object.entries(labels).map(([key, value]) => `${key}="${value}"`);
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const present = (match[2] ?? '').split(',').filter(Boolean);
+    if (wanted.every((label) => present.includes(label)) && present.length === wanted.length) return Number(match[3]);
+  }
+  return 0;
+}
+
+describe('GET /metrics without METRICS_TOKEN', () => {
+  let t: TestApp;
+  const scrape = async () => {
+    const response = await client(t.app).get('/metrics');
+    expect(response.status).toBe(200);
+    return response.body as string;
+  };
+  beforeAll(async () => {
+    t = await createTestApp();
+  });
+  afterAll(async () => t.close());
+
+  it('answers in the Prometheus text format without authentication', async () => {
+    const response = await client(t.app).get('/metrics');
+    expect(response.status).toBe(200);
+    expect(response.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');
+    expect(response.body).toContain('# TYPE keymint_http_requests_total counter');
+    expect(response.body).toContain('# TYPE keymint_http_request_duration_seconds histogram');
+    expect(response.body).toContain('# TYPE process_cpu_user_seconds_total counter');
+  });
+
+  it('counts requests and their latency per route pattern and status', async () => {
+    const healthy = { method: 'GET', route: '/healthz', status_code: '200' };
+    const before = await scrape();
+    await client(t.app).get('/healthz');
+    await client(t.app).get('/healthz');
+    const after = await scrape();
+    expect(sample(after, 'keymint_http_requests_total', healthy) - sample(before, 'keymint_http_requests_total', healthy)).toBe(2);
+    expect(
+      sample(after, 'keymint_http_request_duration_seconds_count', healthy) -
+        sample(before, 'keymint_http_request_duration_seconds_count', healthy),
+    ).toBe(2);
+    expect(sample(after, 'keymint_http_request_duration_seconds_bucket', { le: '+Inf', ...healthy })).toBe(
+      sample(after, 'keymint_http_request_duration_seconds_count', healthy),
+    );
+  });
+
+  it('labels a request with its route pattern, never the raw URL', async () => {
+    const missingId = 'ffffffffffffffffffffff';
+    expectError(await admin(t.app).send('PATCH', `/admin/products/${missingId}`, { name: 'x' }), 404, 1, 'Product not found');
+    await client(t.app).get(`/no-such-path-${missingId}`);
+    const text = await scrape();
+    expect(sample(text, 'keymint_http_requests_total', { method: 'PATCH', route: '/admin/products/:id', status_code: '404' })).toBe(1);
+    expect(sample(text, 'keymint_http_requests_total', { method: 'GET', route: 'unmatched', status_code: '404' })).toBe(1);
+    expect(text).not.toContain(missingId);
+  });
+
+  it('counts refusals with their status, authentication failures included', async () => {
+    const tenant = await createTenant(t.app);
+    const labels = { method: 'POST', route: '/create-key', status_code: '401' };
+    const before = sample(await scrape(), 'keymint_http_requests_total', labels);
+    await client(t.app, 'at_wrong').post('/create-key', { productId: tenant.productId });
+    expect(sample(await scrape(), 'keymint_http_requests_total', labels) - before).toBe(1);
+  });
+
+  it('reports the database pool', async () => {
+    const text = await scrape();
+    const driver = t.database.kind;
+    expect(sample(text, 'keymint_db_pool_size', { driver })).toBe(t.database.poolStats().size);
+    expect(sample(text, 'keymint_db_pool_max', { driver })).toBe(t.database.poolStats().max);
+  });
+
+  it('exposes the licensing counters the services record', async () => {
+    const before = await scrape();
+    recordKeysCreated(3);
+    recordActivation('accepted');
+    recordActivation('limit_reached');
+    recordActivation('limit_reached');
+    const after = await scrape();
+    const delta = (name: string, labels?: Record<string, string>) => sample(after, name, labels) - sample(before, name, labels);
+    expect(delta('keymint_license_keys_created_total')).toBe(3);
+    expect(delta('keymint_activations_total', { outcome: 'accepted' })).toBe(1);
+    expect(delta('keymint_activations_total', { outcome: 'limit_reached' })).toBe(2);
+    expect(delta('keymint_activations_total', { outcome: 'blocked' })).toBe(0);
+    for (const outcome of ['blocked', 'expired', 'customer_inactive', 'host_not_allowed', 'floating', 'not_found']) {
+      expect(after).toContain(`keymint_activations_total{outcome="${outcome}"}`);
+    }
+  });
+});
+
+describe('GET /metrics with METRICS_TOKEN', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp({ METRICS_TOKEN });
+  });
+  afterAll(async () => t.close());
+
+  it('requires the token: missing, wrong or another credential gets 401/1', async () => {
+    const tenant = await createTenant(t.app);
+    expectError(await client(t.app).get('/metrics'), 401, 1, 'Invalid access token');
+    expectError(await client(t.app, `${METRICS_TOKEN}x`).get('/metrics'), 401, 1, 'Invalid access token');
+    expectError(await client(t.app, tenant.token).get('/metrics'), 401, 1, 'Invalid access token');
+    expectError(await client(t.app).get('/metrics', undefined, { authorization: `Basic ${METRICS_TOKEN}` }), 401, 1, 'Invalid access token');
+  });
+
+  it('answers with the token', async () => {
+    const response = await client(t.app, METRICS_TOKEN).get('/metrics');
+    expect(response.status).toBe(200);
+    expect(response.body).toContain('keymint_http_requests_total{method="GET",route="/metrics",status_code="401"} 4');
+    const lowerCaseScheme = await client(t.app).get('/metrics', undefined, { authorization: `bearer ${METRICS_TOKEN}` });
+    expect(lowerCaseScheme.status).toBe(200);
+  });
+});
