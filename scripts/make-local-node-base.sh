@@ -18,10 +18,13 @@ rm -rf "$ROOTFS/usr/local/lib/node_modules/npm"
 cp -a "$NPM_DIR" "$ROOTFS/usr/local/lib/node_modules/npm"
 ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$ROOTFS/usr/local/bin/npm"
 ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$ROOTFS/usr/local/bin/npx"
-# The registry the host uses (npm ci inside the build needs one).
-[ -f /root/.npmrc ] && cp /root/.npmrc "$ROOTFS/root/.npmrc" || true
+# The host's trust store: npm ci inside the build reaches the registry through the same
+# TLS-intercepting proxies (if any) as the host does.
+mkdir -p "$ROOTFS/etc/ssl/certs"
+cp /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
 chroot "$ROOTFS" /usr/local/bin/node --version
 tar -C "$ROOTFS" -c . | docker import \
   --change 'ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' \
   --change 'CMD ["node"]' - "$IMAGE"
 echo "built $IMAGE"
