@@ -61,15 +61,20 @@ export const CustomerIdQuerySchema = Type.Object({ customerId: CustomerIdInputSc
  * is moved into the body before validation (see routes), so the body schema judges it.
  */
 export const OptionalCustomerIdQuerySchema = Type.Object({
-  customerId: Type.Optional(Type.Unknown()),
+  customerId: Type.Optional(Type.String({ description: 'Customer ID (alternative to the body field)' })),
 });
 
+const CustomerIdOrQuerySchema = {
+  ...CustomerIdInputSchema,
+  description: 'Customer ID; may come from the query string instead',
+};
+
 /** Body of `DELETE /customer/by-id` and `POST /customer/disable`. */
-export const CustomerIdBodySchema = Type.Object({ customerId: CustomerIdInputSchema });
+export const CustomerIdBodySchema = Type.Object({ customerId: CustomerIdOrQuerySchema });
 
 /** `PUT /customer/by-id` (§5.4): `email: null` clears the email, "" leaves it unchanged. */
 export const UpdateCustomerBodySchema = Type.Object({
-  customerId: CustomerIdInputSchema,
+  customerId: CustomerIdOrQuerySchema,
   name: Type.Optional(NameSchema),
   email: Type.Optional(emptyAsOmitted(Type.Union([EmailSchema, Type.Null()]))),
   active: Type.Optional(Type.Boolean()),

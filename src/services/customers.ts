@@ -48,12 +48,19 @@ export async function findCustomer(
   return row;
 }
 
-export async function findCustomerByEmail(db: Db, accountId: string, email: string): Promise<Customer | undefined> {
-  const [row] = await db
+/** `keyShare`: as for findCustomer. */
+export async function findCustomerByEmail(
+  db: Db,
+  accountId: string,
+  email: string,
+  options: { keyShare?: boolean } = {},
+): Promise<Customer | undefined> {
+  const query = db
     .select()
     .from(customers)
     .where(and(eq(customers.accountId, accountId), sameEmail(email)))
     .limit(1);
+  const [row] = options.keyShare ? await query.for('key share') : await query;
   return row;
 }
 

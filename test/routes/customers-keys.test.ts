@@ -374,6 +374,24 @@ describe('POST /customer/disable', () => {
     expect(keys.body.data.customer.active).toBe(false);
   });
 
+  it('refuses activation while the customer is disabled and allows it once enabled again', async () => {
+    const tenant = await createTenant(t.app);
+    const customerId = await addCustomer(tenant);
+    const licenseKey = await createKey(tenant, { customerId });
+    const activate = () =>
+      tenant.api.post('/key/activate', { productId: tenant.productId, licenseKey, hostId: 'host-a' });
+
+    expect((await tenant.api.post(`/customer/disable?customerId=${customerId}`)).body.message).toBe('Customer disabled');
+    expectError(await activate(), 403, 2, 'Customer is inactive');
+    expect((await customerKeys(tenant, customerId)).body.data.licenseKeys[0].activations).toBe(0);
+
+    expect((await tenant.api.post('/customer/disable', { customerId })).body.message).toBe('Customer enabled');
+    const activated = await activate();
+    expect(activated.status).toBe(200);
+    expect(activated.body).toMatchObject({ code: 0, message: 'License valid', hostId: 'host-a' });
+    expect((await customerKeys(tenant, customerId)).body.data.licenseKeys[0].activations).toBe(1);
+  });
+
   it('answers 400/1 Missing required params without customerId', async () => {
     const tenant = await createTenant(t.app);
     expectError(await tenant.api.post('/customer/disable'), 400, 1, 'Missing required params');
