@@ -178,7 +178,7 @@ export async function deleteCustomer(db: Db, auth: AuthContext, customerId: stri
 
 /**
  * `GET /customer/keys` (§5.6): keys of active products the token may see, oldest first, each
- * with its device count, read in one statement.
+ * with its device count (keys and counts come from one statement).
  */
 export async function getCustomerWithKeys(db: Db, auth: AuthContext, customerId: string) {
   const customer = await getCustomer(db, auth.accountId, customerId);
