@@ -48,11 +48,11 @@ export function loggerOptions(settings: LoggerSettings): NonNullable<Exclude<Fas
     level: settings.level,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     serializers: {
-      req: (request: FastifyRequest) => ({
-        method: request.method,
-        url: pathOf(request.url),
-        remoteAddress: request.ip,
-      }),
+      // Anything logged as `req` that is not a request passes through (and is still redacted).
+      req: (request: { method?: unknown; url?: unknown; ip?: unknown }): Record<string, unknown> =>
+        typeof request?.url === 'string' && typeof request.method === 'string'
+          ? { method: request.method, url: pathOf(request.url), remoteAddress: request.ip }
+          : (request as Record<string, unknown>),
     },
   };
   if (settings.stream) return { ...options, stream: settings.stream };
