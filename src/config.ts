@@ -100,12 +100,15 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     const shown = SECRET_VARIABLES.has(name) ? '' : ` (got ${JSON.stringify(withDefaults[name])})`;
     throw new ConfigError(`Invalid environment variable ${name}: ${reason}${shown}`);
   };
+  for (const [name, [minimum, maximum]] of integerRanges) {
+    const value = withDefaults[name] ?? '';
+    const number = Number(value);
+    if (!/^[0-9]+$/.test(value) || number < minimum || number > maximum) {
+      fail(name, `must be an integer from ${minimum} to ${maximum}`);
+    }
+  }
   const firstError = Value.Errors(EnvSchema, withDefaults).First();
   if (firstError) fail(firstError.path.replace(/^\//, ''), firstError.message);
-  for (const [name, [minimum, maximum]] of integerRanges) {
-    const value = Number(withDefaults[name]);
-    if (value < minimum || value > maximum) fail(name, `must be between ${minimum} and ${maximum}`);
-  }
   const env = withDefaults as Env;
   const trustProxy =
     parseTrustProxy(env.TRUST_PROXY) ?? fail('TRUST_PROXY', 'must be true, false or a list of proxy addresses/CIDRs');
