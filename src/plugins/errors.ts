@@ -74,6 +74,12 @@ export const errorsPlugin = fp<ErrorsPluginOptions>(
 
     app.setNotFoundHandler((_request, reply) => sendError(reply, Errors.notFound()));
 
+    // HTTP/1.1 requires Host (RFC 9112 §3.2). Node's own check answers with an empty body, so
+    // the server disables it (`requireHostHeader: false`) and the envelope is sent from here.
+    app.addHook('onRequest', async (request) => {
+      if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) throw Errors.badRequest();
+    });
+
     app.setErrorHandler((error: FastifyError, request, reply) => {
       const appError = toAppError(error);
       if (appError) {
@@ -87,6 +93,14 @@ export const errorsPlugin = fp<ErrorsPluginOptions>(
   { name: 'keymint-errors' },
 );
 
+/**
+ * Fastify's `frameworkErrors` option: URL errors raised by the router before any hook runs (an
+ * undecodable path, a path parameter over maxParamLength) get the envelope, not Fastify's shape.
+ */
+export function frameworkErrorHandler(_error: FastifyError, _request: FastifyRequest, reply: FastifyReply) {
+  return sendError(reply, Errors.badRequest());
+}
+
 const BAD_REQUEST_RESPONSE = (() => {
   const body = JSON.stringify({ message: 'Bad request', code: 1 });
   return (
@@ -98,10 +112,12 @@ const BAD_REQUEST_RESPONSE = (() => {
   );
 })();
 
+// Node counts the request line and the headers together, so an over-long URL lands here too;
+// the contract answers both with 400/1 (§1.3).
 const HEADERS_TOO_LARGE_RESPONSE = (() => {
-  const body = JSON.stringify({ message: 'Request header fields too large', code: 1 });
+  const body = JSON.stringify({ message: 'Request URL or headers too large', code: 1 });
   return (
-    'HTTP/1.1 431 Request Header Fields Too Large\r\n' +
+    'HTTP/1.1 400 Bad Request\r\n' +
     'Content-Type: application/json; charset=utf-8\r\n' +
     `Content-Length: ${Buffer.byteLength(body)}\r\n` +
     'Connection: close\r\n\r\n' +
