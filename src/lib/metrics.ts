@@ -1,4 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
+import { AppError } from './errors.js';
 
 /**
  * Licensing counters. Services call the record functions without access to the app, so the
@@ -47,4 +48,24 @@ export function recordActivation(outcome: ActivationOutcome) {
 export function registerLicensingMetrics(registry: Registry) {
   registry.registerMetric(keysCreated);
   registry.registerMetric(activations);
+}
+
+/** The contract's refusal messages (§1.5) for an activation, by outcome label. */
+const REFUSALS_BY_MESSAGE: ReadonlyMap<string, ActivationOutcome> = new Map([
+  ['Activation limit reached', 'limit_reached'],
+  ['License key is blocked', 'blocked'],
+  ['License key has expired', 'expired'],
+  ['Customer is inactive', 'customer_inactive'],
+  ['Host not allowed for this license', 'host_not_allowed'],
+  ['Floating licenses must use checkout', 'floating'],
+  ['License key not found', 'not_found'],
+]);
+
+/**
+ * Records the refusal an activation threw, if it is a licensing decision (bad input and server
+ * errors are not): `catch (err) { recordActivationRefusal(err); throw err; }`.
+ */
+export function recordActivationRefusal(error: unknown) {
+  const outcome = error instanceof AppError ? REFUSALS_BY_MESSAGE.get(error.message) : undefined;
+  if (outcome) recordActivation(outcome);
 }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { recordActivation, recordKeysCreated } from '../../src/lib/metrics.js';
+import { AppError, Errors } from '../../src/lib/errors.js';
+import { recordActivation, recordActivationRefusal, recordKeysCreated } from '../../src/lib/metrics.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
 import { admin, client, createTenant, expectError } from '../helpers/fixtures.js';
 
@@ -93,6 +94,31 @@ describe('GET /metrics without METRICS_TOKEN', () => {
     expect(delta('keymint_activations_total', { outcome: 'blocked' })).toBe(0);
     for (const outcome of ['blocked', 'expired', 'customer_inactive', 'host_not_allowed', 'floating', 'not_found']) {
       expect(after).toContain(`keymint_activations_total{outcome="${outcome}"}`);
+    }
+  });
+
+  it('labels a thrown activation refusal by its contract message, and ignores other errors', async () => {
+    const refusals: [AppError, string][] = [
+      [new AppError(403, 2, 'Activation limit reached'), 'limit_reached'],
+      [new AppError(403, 2, 'License key is blocked'), 'blocked'],
+      [new AppError(403, 2, 'License key has expired'), 'expired'],
+      [new AppError(403, 2, 'Customer is inactive'), 'customer_inactive'],
+      [new AppError(403, 2, 'Host not allowed for this license'), 'host_not_allowed'],
+      [new AppError(403, 2, 'Floating licenses must use checkout'), 'floating'],
+      [Errors.licenseKeyNotFound(), 'not_found'],
+    ];
+    const before = await scrape();
+    for (const [error] of refusals) recordActivationRefusal(error);
+    recordActivationRefusal(Errors.missingParams());
+    recordActivationRefusal(Errors.invalidToken());
+    recordActivationRefusal(new Error('Activation limit reached'));
+    const after = await scrape();
+    const total = (text: string) =>
+      [...text.matchAll(/^keymint_activations_total\{[^}]*\} (\S+)$/gm)].reduce((sum, match) => sum + Number(match[1]), 0);
+    expect(total(after) - total(before)).toBe(refusals.length);
+    for (const [, outcome] of refusals) {
+      const labels = { outcome };
+      expect(sample(after, 'keymint_activations_total', labels) - sample(before, 'keymint_activations_total', labels)).toBe(1);
     }
   });
 });
