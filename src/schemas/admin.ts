@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { SCOPES } from '../lib/scopes.js';
 import { Id, IsoDateInputSchema, NameSchema, Timestamp } from './common.js';
 
 const AccountIdInput = Type.String({ minLength: 1, maxLength: 256 });
@@ -33,7 +34,9 @@ export const ProductListResponseSchema = Type.Object({
 export const CreateTokenBodySchema = Type.Object({
   name: NameSchema,
   accountId: Type.Optional(AccountIdInput),
-  scopes: Type.Optional(Type.Array(Type.String(), { minItems: 1, maxItems: 7 })),
+  // Scope names are checked here, not only in the service, so that `Invalid scopes` is reported
+  // before the fields after it (§1.6 step 6).
+  scopes: Type.Optional(Type.Array(Type.Union(SCOPES.map((scope) => Type.Literal(scope))), { minItems: 1, maxItems: 7 })),
   productIds: Type.Optional(
     Type.Union([Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { minItems: 1, maxItems: 1000 }), Type.Null()]),
   ),
