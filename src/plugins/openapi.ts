@@ -108,7 +108,16 @@ export const openApiPlugin = fp<OpenApiPluginOptions>(
 
     await app.register(scalar, {
       routePrefix: '/docs',
-      configuration: { url: '/openapi.json', pageTitle: 'keymint-server API' },
+      configuration: {
+        url: '/openapi.json',
+        pageTitle: 'keymint-server API',
+        // A self-hosted server's docs call out to nothing: no hosted AI, MCP, telemetry or web fonts.
+        agent: { disabled: true },
+        mcp: { disabled: true },
+        telemetry: false,
+        withDefaultFonts: false,
+        showDeveloperTools: 'never',
+      },
     });
   },
   { name: 'keymint-openapi' },
