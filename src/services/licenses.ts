@@ -40,7 +40,7 @@ async function createLicensee(tx: Db, accountId: string, licensee: { name: strin
     return await tx.transaction((savepoint) => insertCustomer(savepoint, accountId, licensee, () => raceLost));
   } catch (err) {
     if (err !== raceLost) throw err;
-    const winner = await findCustomerByEmail(tx, accountId, licensee.email);
+    const winner = await findCustomerByEmail(tx, accountId, licensee.email, { keyShare: true });
     if (!winner) throw err;
     return winner;
   }
@@ -64,8 +64,12 @@ export async function activateLicenseKey(
     if (isExpired(key)) throw LicenseErrors.expired();
 
     let customer: Customer | undefined;
-    if (key.customerId !== null) customer = await findCustomer(tx, auth.accountId, key.customerId);
-    else if (body.licensee) customer = await findCustomerByEmail(tx, auth.accountId, body.licensee.email);
+    if (key.customerId !== null) {
+      customer = await findCustomer(tx, auth.accountId, key.customerId);
+    } else if (body.licensee) {
+      // Found by email, it may be assigned below: key-share makes a concurrent delete wait.
+      customer = await findCustomerByEmail(tx, auth.accountId, body.licensee.email, { keyShare: true });
+    }
     if (customer && !customer.active) throw LicenseErrors.customerInactive();
 
     const hostId = body.hostId ?? newId();
@@ -175,7 +179,7 @@ export async function updateLicenseKey(db: Db, auth: AuthContext, body: UpdateKe
     if (body.customerId === null) {
       if (key.customerId !== null) changes.customerId = null;
     } else if (body.customerId !== undefined) {
-      const customer = await findCustomer(tx, auth.accountId, body.customerId);
+      const customer = await findCustomer(tx, auth.accountId, body.customerId, { keyShare: true });
       if (!customer) throw Errors.customerIdNotFound(body.customerId);
       if (customer.id !== key.customerId) changes.customerId = customer.id;
     } else if (body.newCustomer !== undefined) {

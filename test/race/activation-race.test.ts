@@ -3,8 +3,9 @@ import { ADMIN_TOKEN, usingPostgres } from '../helpers/app.js';
 import { request, startServer, type ServerProcess } from '../helpers/server-process.js';
 
 /**
- * Activations racing across two real server processes on one PostgreSQL database: the key row
- * lock and the (key, hostId) unique index must hold whatever process serves a request.
+ * License lifecycle requests racing across two real server processes on one PostgreSQL
+ * database: the key row lock, the customer key-share lock and the unique indexes must hold
+ * whatever process serves a request.
  */
 describe.skipIf(!usingPostgres)('activation races across processes (PostgreSQL)', () => {
   let servers: ServerProcess[] = [];
@@ -101,5 +102,80 @@ describe.skipIf(!usingPostgres)('activation races across processes (PostgreSQL)'
       customerIds.add(customer.id);
     }
     expect(customerIds.size).toBe(1);
+  });
+
+  const createCustomer = async (email: string) => {
+    const response = await request(serverFor(0), 'POST', '/customer', token, { name: 'Doomed', email });
+    expect(response.status, JSON.stringify(response.body)).toBe(201);
+    return response.body.id as string;
+  };
+
+  const deleteCustomer = (customerId: string, i: number) =>
+    request(serverFor(i + 1), 'DELETE', `/customer/by-id?customerId=${customerId}`, token);
+
+  it('PATCH /key assigning a customer while it is deleted: 200 then cascade, or 404/2 — never 500', async () => {
+    for (let round = 0; round < 15; round++) {
+      const customerId = await createCustomer(`patch-${round}-${Date.now()}@example.com`);
+      const key = await createKey();
+      const [patch, removal] = await Promise.all([
+        request(serverFor(round), 'PATCH', '/key', token, { productId, licenseKey: key, customerId }),
+        deleteCustomer(customerId, round),
+      ]);
+      expect(removal.status).toBe(200);
+      const query = new URLSearchParams({ productId, licenseKey: key });
+      const after = await request(serverFor(0), 'GET', `/key?${query}`, token);
+      if (patch.status === 200) {
+        // Assigned first: the delete then removed the customer's keys, this one included.
+        expect(after.status).toBe(404);
+      } else {
+        expect(patch).toEqual({ status: 404, body: { message: `Customer with ID ${customerId} not found`, code: 2 } });
+        expect(after.status).toBe(200);
+        expect(after.body.data.customer).toBeNull();
+      }
+    }
+  });
+
+  it('activating with a licensee while that customer is deleted never answers 500', async () => {
+    for (let round = 0; round < 15; round++) {
+      const email = `licensee-${round}-${Date.now()}@example.com`;
+      const customerId = await createCustomer(email);
+      const key = await createKey();
+      const [activation, removal] = await Promise.all([
+        request(serverFor(round), 'POST', '/key/activate', token, {
+          productId,
+          licenseKey: key,
+          hostId: 'h',
+          licensee: { name: 'Fresh', email },
+        }),
+        deleteCustomer(customerId, round),
+      ]);
+      expect(removal.status).toBe(200);
+      expect(activation.status, JSON.stringify(activation.body)).toBe(200);
+      const query = new URLSearchParams({ productId, licenseKey: key });
+      const after = await request(serverFor(0), 'GET', `/key?${query}`, token);
+      if (activation.body.licenseeName === 'Doomed') {
+        expect(after.status).toBe(404);
+      } else {
+        expect(activation.body.licenseeName).toBe('Fresh');
+        expect(after.body.data.customer).toMatchObject({ name: 'Fresh', email });
+      }
+    }
+  });
+
+  it('10 parallel PATCH /key with the same new customer email: one 200, nine 409/2', async () => {
+    const keys = await Promise.all(Array.from({ length: 10 }, () => createKey()));
+    const email = `patch-new-${Date.now()}@example.com`;
+    const results = await Promise.all(
+      keys.map((key, i) =>
+        request(serverFor(i), 'PATCH', '/key', token, { productId, licenseKey: key, newCustomer: { name: 'N', email } }),
+      ),
+    );
+    expect(results.filter((r) => r.status === 200)).toHaveLength(1);
+    for (const response of results.filter((r) => r.status !== 200)) {
+      expect(response).toEqual({ status: 409, body: { message: `CONFLICT: Customer email ${email} already exists.`, code: 2 } });
+    }
+    const assigned = [];
+    for (const key of keys) if ((await getLicense(key)).customer) assigned.push(key);
+    expect(assigned).toHaveLength(1);
   });
 });
