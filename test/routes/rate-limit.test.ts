@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createServer, connect, type Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -185,6 +186,56 @@ describe.skipIf(!redisUp)('rate limits shared through Redis', () => {
     const ttl = await redis.pttl(`${prefix}rate-limit:token:${sha256Hex(token)}`);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+});
+
+/** A TCP relay to Redis that can be cut, to play a Redis outage. */
+async function startRelay(): Promise<{ url: string; cut(): Promise<void> }> {
+  const target = new URL(REDIS_URL);
+  const sockets = new Set<Socket>();
+  const server = createServer((incoming) => {
+    const outgoing = connect(Number(target.port || 6379), target.hostname);
+    for (const socket of [incoming, outgoing]) {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.on('close', () => sockets.delete(socket));
+    }
+    incoming.pipe(outgoing).pipe(incoming);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    cut: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of sockets) socket.destroy();
+      }),
+  };
+}
+
+describe.skipIf(!redisUp)('a Redis outage', () => {
+  it('lets requests through instead of failing them', async () => {
+    const relay = await startRelay();
+    const prefix = `keymint-test:${randomBytes(8).toString('hex')}:`;
+    const t = await createTestApp({ RATE_LIMIT_PER_MINUTE: '3', REDIS_URL: relay.url, REDIS_KEY_PREFIX: prefix });
+    try {
+      const address = newAddress();
+      expect((await call(t.app, '/key', address)).headers['x-ratelimit-remaining']).toBe('2');
+      await relay.cut();
+      for (let i = 0; i < 5; i++) {
+        const response = await call(t.app, '/key', address);
+        expect(response.statusCode).toBe(401);
+        expect(response.headers['x-ratelimit-limit']).toBeUndefined();
+      }
+    } finally {
+      await t.close();
+      const cleanup = new Redis(REDIS_URL);
+      const keys = await cleanup.keys(`${prefix}*`);
+      if (keys.length > 0) await cleanup.del(...keys);
+      cleanup.disconnect();
+    }
   });
 });
 
