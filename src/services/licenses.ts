@@ -8,7 +8,7 @@ import type { ActivateBody, ActivateResponse, DeactivateBody, UpdateKeyBody } fr
 import { findCustomer, findCustomerByEmail, insertCustomer, newCustomerConflict } from './customers.js';
 import { findLicenseKey, isExpired, resolveActivationLimit, resolveExpiry } from './keys.js';
 
-/** The 403/2 state errors of §1.5 raised by the license lifecycle. */
+/** Contract errors (§1.5) raised only by the license lifecycle: key state checks and devices. */
 export const LicenseErrors = {
   floatingMustCheckout: () => new AppError(403, 2, 'Floating licenses must use checkout'),
   blocked: () => new AppError(403, 2, 'License key is blocked'),
