@@ -56,7 +56,8 @@ async function connectRedis(url: string, log: FastifyBaseLogger): Promise<Redis>
 /**
  * Fixed one-minute windows per client (§7), checked before authentication (§1.6): the hook is
  * added to the root instance ahead of every route plugin, so it runs before bearer-auth's hook
- * and unauthenticated requests are counted too. Every response carries the X-RateLimit headers.
+ * and unauthenticated requests are counted too. Every counted response carries the X-RateLimit
+ * headers; the probes are not counted.
  */
 export const rateLimitPlugin = fp<RateLimitPluginOptions>(
   async (app: FastifyInstance, options) => {
