@@ -4,6 +4,7 @@ import { customers, devices, licenseKeys, products, type LicenseKey } from '../d
 import { addOneCalendarMonth, parseIsoDate, toIso } from '../lib/dates.js';
 import { Errors } from '../lib/errors.js';
 import { newId } from '../lib/ids.js';
+import { recordKeysCreated } from '../lib/metrics.js';
 import { generateLicenseKey, keySpaceSize, resolveKeyFormat, type KeyFormat } from '../lib/key-format.js';
 import { canSeeProduct, type AuthContext } from '../lib/scopes.js';
 import type { CreateKeyBody, GetKeyResponse, License } from '../schemas/keys.js';
@@ -90,7 +91,8 @@ export async function createLicenseKeys(db: Db, auth: AuthContext, body: CreateK
     if (!(await findUsableProduct(tx, auth, body.productId))) throw Errors.productNotFoundOrInactive();
     let customerId: string | null = null;
     if (body.customerId !== undefined) {
-      const customer = await findCustomer(tx, auth.accountId, body.customerId);
+      // Key-share: a concurrent delete of this customer waits instead of breaking the insert.
+      const customer = await findCustomer(tx, auth.accountId, body.customerId, { keyShare: true });
       if (!customer) throw Errors.customerIdNotFound(body.customerId);
       customerId = customer.id;
     } else if (body.newCustomer !== undefined) {
@@ -124,6 +126,7 @@ export async function createLicenseKeys(db: Db, auth: AuthContext, body: CreateK
       amount,
     );
   });
+  recordKeysCreated(keys.length);
   return { key: keys[0]!, keys: body.amountKeys === undefined ? undefined : keys };
 }
 

@@ -3,22 +3,11 @@ import type { Db } from '../db/client.js';
 import { devices, licenseKeys, type Customer, type LicenseKey } from '../db/schema/index.js';
 import { AppError, Errors } from '../lib/errors.js';
 import { newId } from '../lib/ids.js';
+import { recordActivation, recordActivationRefusal } from '../lib/metrics.js';
 import type { AuthContext } from '../lib/scopes.js';
 import type { ActivateBody, ActivateResponse, DeactivateBody, UpdateKeyBody } from '../schemas/lifecycle.js';
 import { findCustomer, findCustomerByEmail, insertCustomer, newCustomerConflict } from './customers.js';
 import { findLicenseKey, isExpired, resolveActivationLimit, resolveExpiry } from './keys.js';
-
-/** Contract errors (§1.5) raised only by the license lifecycle: key state checks and devices. */
-export const LicenseErrors = {
-  floatingMustCheckout: () => new AppError(403, 2, 'Floating licenses must use checkout'),
-  blocked: () => new AppError(403, 2, 'License key is blocked'),
-  expired: () => new AppError(403, 2, 'License key has expired'),
-  customerInactive: () => new AppError(403, 2, 'Customer is inactive'),
-  hostNotAllowed: () => new AppError(403, 2, 'Host not allowed for this license'),
-  activationLimitReached: () => new AppError(403, 2, 'Activation limit reached'),
-  notActivated: () => new AppError(403, 2, 'License not activated'),
-  deviceNotFound: () => new AppError(404, 1, 'Device not found'),
-} as const;
 
 async function lockKey(tx: Db, auth: AuthContext, productId: string, licenseKey: string): Promise<LicenseKey> {
   const key = await findLicenseKey(tx, auth, productId, licenseKey, { forUpdate: true });
@@ -57,11 +46,27 @@ export async function activateLicenseKey(
   body: ActivateBody,
   clientIp: string | undefined,
 ): Promise<ActivateResponse> {
+  try {
+    const response = await activateInTransaction(db, auth, body, clientIp);
+    recordActivation('accepted');
+    return response;
+  } catch (err) {
+    recordActivationRefusal(err);
+    throw err;
+  }
+}
+
+function activateInTransaction(
+  db: Db,
+  auth: AuthContext,
+  body: ActivateBody,
+  clientIp: string | undefined,
+): Promise<ActivateResponse> {
   return db.transaction(async (tx) => {
     const key = await lockKey(tx, auth, body.productId, body.licenseKey);
-    if (key.licenseType === 'floating') throw LicenseErrors.floatingMustCheckout();
-    if (key.blocked) throw LicenseErrors.blocked();
-    if (isExpired(key)) throw LicenseErrors.expired();
+    if (key.licenseType === 'floating') throw Errors.floatingMustCheckout();
+    if (key.blocked) throw Errors.blocked();
+    if (isExpired(key)) throw Errors.expired();
 
     let customer: Customer | undefined;
     if (key.customerId !== null) {
@@ -70,10 +75,10 @@ export async function activateLicenseKey(
       // Found by email, it may be assigned below: key-share makes a concurrent delete wait.
       customer = await findCustomerByEmail(tx, auth.accountId, body.licensee.email, { keyShare: true });
     }
-    if (customer && !customer.active) throw LicenseErrors.customerInactive();
+    if (customer && !customer.active) throw Errors.customerInactive();
 
     const hostId = body.hostId ?? newId();
-    if (key.allowedHosts !== null && !key.allowedHosts.includes(hostId)) throw LicenseErrors.hostNotAllowed();
+    if (key.allowedHosts !== null && !key.allowedHosts.includes(hostId)) throw Errors.hostNotAllowed();
 
     const [active] = await tx
       .select({ id: devices.id })
@@ -83,7 +88,7 @@ export async function activateLicenseKey(
     if (!active) {
       if (key.maxActivations !== null) {
         const [row] = await tx.select({ activations: count() }).from(devices).where(eq(devices.licenseKeyId, key.id));
-        if ((row?.activations ?? 0) >= key.maxActivations) throw LicenseErrors.activationLimitReached();
+        if ((row?.activations ?? 0) >= key.maxActivations) throw Errors.activationLimitReached();
       }
       await tx
         .insert(devices)
@@ -132,7 +137,7 @@ export async function deactivateLicenseKey(db: Db, auth: AuthContext, body: Deac
       )
       .returning({ id: devices.id });
     if (removed.length > 0) return;
-    throw body.hostId === undefined ? LicenseErrors.notActivated() : LicenseErrors.deviceNotFound();
+    throw body.hostId === undefined ? Errors.notActivated() : Errors.deviceNotFound();
   });
 }
 
