@@ -97,6 +97,26 @@ describe('GET /metrics without METRICS_TOKEN', () => {
     }
   });
 
+  it('counts keys created and activation outcomes of real requests', async () => {
+    const tenant = await createTenant(t.app);
+    const before = await scrape();
+    const created = await tenant.api.post('/key', { productId: tenant.productId, usesPerKey: '1', amountKeys: 3 });
+    expect(created.status).toBe(200);
+    const key = created.body.key as string;
+    const activate = (hostId: string) =>
+      tenant.api.post('/key/activate', { productId: tenant.productId, licenseKey: key, hostId });
+    expect((await activate('host-a')).status).toBe(200);
+    expect((await activate('host-b')).status).toBe(403);
+    expect((await activate('host-c')).status).toBe(403);
+    // Bad input is not a licensing decision: not counted.
+    expect((await tenant.api.post('/key/activate', { productId: tenant.productId })).status).toBe(400);
+    const after = await scrape();
+    const delta = (name: string, labels?: Record<string, string>) => sample(after, name, labels) - sample(before, name, labels);
+    expect(delta('keymint_license_keys_created_total')).toBe(3);
+    expect(delta('keymint_activations_total', { outcome: 'accepted' })).toBe(1);
+    expect(delta('keymint_activations_total', { outcome: 'limit_reached' })).toBe(2);
+  });
+
   it('labels a thrown activation refusal by its contract message, and ignores other errors', async () => {
     const refusals: [AppError, string][] = [
       [new AppError(403, 2, 'Activation limit reached'), 'limit_reached'],
