@@ -50,6 +50,13 @@ function required(value: string | undefined, flag: string): string {
   return value;
 }
 
+/** Names follow the admin API's rule (1–255 chars), which the services do not repeat. */
+function nameOption(value: string | undefined, flag: string): string {
+  const name = required(value, flag);
+  if (name.length > 255) throw new UsageError(`${flag} must be at most 255 characters`);
+  return name;
+}
+
 function table(rows: Record<string, unknown>[]): string {
   if (rows.length === 0) return '(none)';
   const columns = Object.keys(rows[0]!);
@@ -72,7 +79,7 @@ async function runAdminCommand(
   const key = `${group} ${action ?? ''}`.trim();
   switch (key) {
     case 'accounts create': {
-      const account = await createAccount(db, required(str('name'), '--name'));
+      const account = await createAccount(db, nameOption(str('name'), '--name'));
       return out(`Created account ${account.id} (${account.name})`, account);
     }
     case 'accounts list': {
@@ -81,7 +88,7 @@ async function runAdminCommand(
     }
     case 'products create': {
       const product = await createProduct(db, {
-        name: required(str('name'), '--name'),
+        name: nameOption(str('name'), '--name'),
         accountId: str('account'),
         active: values.inactive ? false : true,
       });
@@ -98,7 +105,7 @@ async function runAdminCommand(
         throw new UsageError('--active takes true or false');
       }
       const product = await updateProduct(db, id, {
-        name: str('name'),
+        name: str('name') === undefined ? undefined : nameOption(str('name'), '--name'),
         active: active === undefined ? undefined : active === 'true',
       });
       return out(`Updated product ${product.id}: name=${product.name} active=${product.active}`, product);
@@ -108,7 +115,7 @@ async function runAdminCommand(
       const expiresAt = expires === undefined ? undefined : parseIsoDate(expires);
       if (expires !== undefined && !expiresAt) throw new UsageError('--expires-at must be an ISO 8601 date');
       const token = await createAccessToken(db, {
-        name: required(str('name'), '--name'),
+        name: nameOption(str('name'), '--name'),
         accountId: str('account'),
         scopes: csv(str('scopes')),
         productIds: csv(str('products')),
