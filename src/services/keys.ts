@@ -2,7 +2,7 @@ import { and, asc, eq, inArray } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { customers, devices, licenseKeys, products, type LicenseKey } from '../db/schema/index.js';
 import { addOneCalendarMonth, parseIsoDate, toIso } from '../lib/dates.js';
-import { Errors } from '../lib/errors.js';
+import { Errors, pgErrorCode } from '../lib/errors.js';
 import { newId } from '../lib/ids.js';
 import { recordKeysCreated } from '../lib/metrics.js';
 import { generateLicenseKey, keySpaceSize, resolveKeyFormat, type KeyFormat } from '../lib/key-format.js';
@@ -63,10 +63,11 @@ async function insertUniqueKeys(
     }
     if (wanted.size === 0) continue;
     // A key already taken in the product (by anyone, committed or concurrent) is skipped and
-    // drawn again; the unique index on (product, key) is the arbiter.
+    // drawn again; the unique index on (product, key) is the arbiter. Sorted, so that two
+    // statements racing for the same keys lock them in the same order.
     const inserted = await db
       .insert(licenseKeys)
-      .values([...wanted].map((key) => ({ ...base, id: newId(), key })))
+      .values([...wanted].sort().map((key) => ({ ...base, id: newId(), key })))
       .onConflictDoNothing({ target: [licenseKeys.productId, licenseKeys.key] })
       .returning({ key: licenseKeys.key });
     const insertedKeys = new Set(inserted.map((row) => row.key));
@@ -74,6 +75,23 @@ async function insertUniqueKeys(
   }
   if (created.length < amount) throw Errors.invalidField('format');
   return created;
+}
+
+const MAX_TRANSACTION_ATTEMPTS = 5;
+
+/**
+ * Transactions drawing from a small key space can each wait on a key the other one inserted in
+ * an earlier round; PostgreSQL then aborts one of them (40P01). Nothing of it was kept, so the
+ * request runs again with fresh draws instead of answering 500.
+ */
+async function retryOnDeadlock<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run();
+    } catch (err) {
+      if (attempt >= MAX_TRANSACTION_ATTEMPTS || pgErrorCode(err) !== '40P01') throw err;
+    }
+  }
 }
 
 /** `POST /key`, `POST /create-key` (§2.1): one transaction for customer and keys. */
@@ -87,7 +105,7 @@ export async function createLicenseKeys(db: Db, auth: AuthContext, body: CreateK
   const amount = body.amountKeys === undefined ? 1 : Number(body.amountKeys);
   if (keySpaceSize(format) < amount) throw Errors.invalidField('format');
 
-  const keys = await db.transaction(async (tx) => {
+  const keys = await retryOnDeadlock(() => db.transaction(async (tx) => {
     if (!(await findUsableProduct(tx, auth, body.productId))) throw Errors.productNotFoundOrInactive();
     let customerId: string | null = null;
     if (body.customerId !== undefined) {
@@ -125,7 +143,7 @@ export async function createLicenseKeys(db: Db, auth: AuthContext, body: CreateK
       format,
       amount,
     );
-  });
+  }));
   recordKeysCreated(keys.length);
   return { key: keys[0]!, keys: body.amountKeys === undefined ? undefined : keys };
 }
