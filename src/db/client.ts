@@ -73,7 +73,9 @@ export function openPostgres(options: PostgresOptions): Database {
   const client = postgres(options.url, {
     max,
     onnotice: () => {},
-    connection: { application_name: 'keymint-server' },
+    // Timestamps come back as text that JavaScript parses; in a zone other than UTC, PostgreSQL
+    // writes old dates with a local-mean-time offset (+00:19:32) that Date cannot read.
+    connection: { application_name: 'keymint-server', TimeZone: 'UTC' },
   });
   const db = drizzlePostgres(preparedByDefault(client), { schema, casing: 'snake_case' }) as unknown as Db;
   return {
