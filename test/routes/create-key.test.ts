@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { and, count, eq, sql } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { buildApp } from '../../src/app.js';
+import { openPostgres } from '../../src/db/client.js';
+import { migratePostgresDatabase } from '../../src/db/migrate.js';
 import { customers, licenseKeys } from '../../src/db/schema/index.js';
-import { createTestApp, type TestApp } from '../helpers/app.js';
+import { createTestApp, testConfig, usingPostgres, type TestApp } from '../helpers/app.js';
 import {
   admin,
   createKey,
@@ -14,6 +17,7 @@ import {
   type ApiResponse,
   type Tenant,
 } from '../helpers/fixtures.js';
+import { createFreshDatabase } from '../helpers/server-process.js';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -935,4 +939,38 @@ describe('key uniqueness', () => {
     const legacy = await tenant.api.post('/get-key', { productId: tenant.productId, licenseKey: v2 });
     expect(legacy.body.data.license.key).toBe(v2);
   });
+});
+
+describe.skipIf(!usingPostgres)('on a PostgreSQL database whose time zone is not UTC', () => {
+  it('expiry dates of any accepted year read back exactly', async () => {
+    const fresh = await createFreshDatabase();
+    const zoned = new URL(fresh.url).pathname.slice(1);
+    const database = openPostgres({ url: fresh.url, poolSize: 2 });
+    try {
+      await t.database.db.execute(sql.raw(`alter database ${zoned} set timezone = 'Europe/Amsterdam'`));
+      await migratePostgresDatabase(fresh.url);
+      const app = await buildApp({ config: testConfig(), database });
+      try {
+        const tenant = await createTenant(app);
+        for (const [input, output] of [
+          ['1000-06-15T12:00:00Z', '1000-06-15T12:00:00.000Z'],
+          ['1800-01-01', '1800-01-01T00:00:00.000Z'],
+          ['2030-07-01T12:00:00+02:00', '2030-07-01T10:00:00.000Z'],
+        ]) {
+          const key = await createKey(tenant, { expiryDate: input });
+          const response = await tenant.api.get('/key', { productId: tenant.productId, licenseKey: key });
+          expect({ input, status: response.status, expirationDate: response.body.data?.license.expirationDate }).toEqual({
+            input,
+            status: 200,
+            expirationDate: output,
+          });
+        }
+      } finally {
+        await app.close();
+      }
+    } finally {
+      await database.close();
+      await fresh.drop();
+    }
+  }, 60_000);
 });
