@@ -1,4 +1,4 @@
-import { customAlphabet } from 'nanoid';
+import { randomInt } from 'node:crypto';
 
 export interface KeyFormatInput {
   sections?: number;
@@ -51,25 +51,18 @@ export function keySpaceSize(format: KeyFormat): number {
   return Math.pow([...format.charset].length, length);
 }
 
-const generators = new Map<string, () => string>();
-
-function generatorFor(charset: string, size: number): () => string {
-  const cacheKey = `${size}:${charset}`;
-  let generate = generators.get(cacheKey);
-  if (!generate) {
-    // nanoid draws from crypto.getRandomValues with a bit mask and rejection: no modulo bias.
-    generate = customAlphabet(charset, size);
-    if (generators.size > 1000) generators.clear();
-    generators.set(cacheKey, generate);
-  }
-  return generate;
-}
-
+/**
+ * Each char comes from crypto.randomInt: rejection sampling (no modulo bias) for any charset
+ * size and key length. Not nanoid's customAlphabet: its shared pool is capped at 64 KiB, and a
+ * long first key left it broken (every later draw looped forever) for the whole process.
+ */
 export function generateLicenseKey(format: KeyFormat): string {
-  const chars = [...generatorFor(format.charset, format.sections * format.sectionLength)()];
+  const chars = [...format.charset];
   const sections: string[] = [];
   for (let i = 0; i < format.sections; i++) {
-    sections.push(chars.slice(i * format.sectionLength, (i + 1) * format.sectionLength).join(''));
+    let section = '';
+    for (let j = 0; j < format.sectionLength; j++) section += chars[randomInt(chars.length)];
+    sections.push(section);
   }
   return format.prefix + sections.join(format.separator) + format.suffix;
 }
