@@ -1,11 +1,14 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { and, count, eq, sql } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { openPostgres } from '../../src/db/client.js';
 import { migratePostgresDatabase } from '../../src/db/migrate.js';
 import { customers, licenseKeys } from '../../src/db/schema/index.js';
-import { createTestApp, testConfig, usingPostgres, type TestApp } from '../helpers/app.js';
+import { ADMIN_TOKEN, createTestApp, testConfig, usingPostgres, type TestApp } from '../helpers/app.js';
 import {
   admin,
   createKey,
@@ -17,7 +20,7 @@ import {
   type ApiResponse,
   type Tenant,
 } from '../helpers/fixtures.js';
-import { createFreshDatabase } from '../helpers/server-process.js';
+import { createFreshDatabase, request, startServer } from '../helpers/server-process.js';
 
 let t: TestApp;
 beforeAll(async () => {
@@ -973,4 +976,30 @@ describe.skipIf(!usingPostgres)('on a PostgreSQL database whose time zone is not
       await fresh.drop();
     }
   }, 60_000);
+});
+
+describe('key generation in a fresh server process', () => {
+  it('the longest format (10 x 32) as the first key of a process works, and so do the keys after it', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'keymint-keygen-'));
+    const server = await startServer({ ADMIN_TOKEN, ...(usingPostgres ? {} : { DATA_DIR: dataDir }) });
+    try {
+      const account = await request(server.url, 'POST', '/admin/accounts', ADMIN_TOKEN, { name: 'Key generation' });
+      const accountId = account.body.id;
+      const product = await request(server.url, 'POST', '/admin/products', ADMIN_TOKEN, { name: 'P', accountId });
+      const token = await request(server.url, 'POST', '/admin/tokens', ADMIN_TOKEN, { name: 't', accountId });
+      const productId = product.body.id;
+      const longest = await request(server.url, 'POST', '/create-key', token.body.token, {
+        productId,
+        format: { sections: 10, sectionLength: 32 },
+      });
+      expect(longest.status, JSON.stringify(longest.body)).toBe(200);
+      expect(longest.body.key).toMatch(/^[A-Z0-9]{32}(-[A-Z0-9]{32}){9}$/);
+      const next = await request(server.url, 'POST', '/key', token.body.token, { productId, amountKeys: 3 });
+      expect(next.status, JSON.stringify(next.body)).toBe(200);
+      for (const key of next.body.keys) expect(key).toMatch(DEFAULT_KEY);
+    } finally {
+      await server.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
