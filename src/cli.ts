@@ -208,5 +208,12 @@ export async function runCli(argv: string[], stdout = process.stdout, stderr = p
   }
 }
 
+/** Resolves once everything written to the stream so far has been handed to the OS. */
+const flushed = (stream: NodeJS.WriteStream) => new Promise<void>((resolve) => stream.write('', () => resolve()));
+
 const code = await runCli(process.argv.slice(2));
-if (code >= 0) process.exit(code);
+if (code >= 0) {
+  // Writes to a pipe are asynchronous: exiting at once cut `accounts list --json | jq` short.
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(code);
+}
