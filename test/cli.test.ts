@@ -3,8 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { like } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256Hex } from '../src/lib/ids.js';
+import { accounts } from '../src/db/schema/index.js';
+import { openDatabase } from '../src/db/open.js';
+import { newId, sha256Hex } from '../src/lib/ids.js';
 import { usingPostgres } from './helpers/app.js';
 import { request, startServer, type ServerProcess } from './helpers/server-process.js';
 
@@ -40,7 +43,8 @@ function cli(...args: string[]): Promise<Run> {
     execFile(
       process.execPath,
       [BIN, ...args],
-      { env: { ...process.env, LOG_LEVEL: 'silent', ...env }, timeout: 60_000 },
+      // The PostgreSQL test database holds every test's accounts: lists can be megabytes.
+      { env: { ...process.env, LOG_LEVEL: 'silent', ...env }, timeout: 60_000, maxBuffer: 256 * 1024 * 1024 },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
         resolve({ code, stdout, stderr });
@@ -200,6 +204,29 @@ describe('keymint-server CLI', { timeout: 180_000 }, () => {
     const json = await cli('tokens', 'revoke', unknown, '--json');
     expect(json.code).toBe(1);
     expect(JSON.parse(json.stdout)).toEqual({ error: 'Token not found' });
+  });
+
+  it('a long --json list reaches a pipe complete', async () => {
+    const open = () =>
+      openDatabase({ databaseUrl: process.env.DATABASE_URL, dataDir: env.DATA_DIR ?? './data', dbPoolSize: 1 });
+    const marker = `Pipe ${newId()} `;
+    let database = await open();
+    try {
+      // ~100 KB of output, more than a pipe holds at once.
+      await database.db
+        .insert(accounts)
+        .values(Array.from({ length: 400 }, (_, i) => ({ id: newId(), name: `${marker}${i}`.padEnd(250, '.') })));
+    } finally {
+      await database.close();
+    }
+    try {
+      const listed = await cliJson('accounts', 'list');
+      expect(listed.filter((account: { name: string }) => account.name.startsWith(marker))).toHaveLength(400);
+    } finally {
+      database = await open();
+      await database.db.delete(accounts).where(like(accounts.name, `${marker}%`));
+      await database.close();
+    }
   });
 
   it('--help and migrate exit 0', async () => {
