@@ -6,7 +6,7 @@ import type { Database } from './db/client.js';
 import { loggerOptions, RequestLogController, type LogDestination } from './lib/logger.js';
 import { compileValidator, type ValidationPart } from './lib/validation.js';
 import { accessTokenAuth, adminTokenAuth } from './plugins/auth.js';
-import { clientErrorHandler, errorsPlugin } from './plugins/errors.js';
+import { clientErrorHandler, errorsPlugin, frameworkErrorHandler } from './plugins/errors.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { documentSecurity, openApiPlugin } from './plugins/openapi.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
@@ -45,6 +45,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
     clientErrorHandler,
+    frameworkErrors: frameworkErrorHandler,
+    // Node answers a missing Host with an empty 400; errorsPlugin answers it with the envelope.
+    http: { requireHostHeader: false },
     routerOptions: { ignoreTrailingSlash: false, caseSensitive: true, maxParamLength: 256 },
   }).withTypeProvider<TypeBoxTypeProvider>();
 

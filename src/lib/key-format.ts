@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto';
+import { customAlphabet } from 'nanoid';
 
 export interface KeyFormatInput {
   sections?: number;
@@ -51,18 +51,30 @@ export function keySpaceSize(format: KeyFormat): number {
   return Math.pow([...format.charset].length, length);
 }
 
+const sectionGenerators = new Map<string, () => string>();
+
 /**
- * Each char comes from crypto.randomInt: rejection sampling (no modulo bias) for any charset
- * size and key length. Not nanoid's customAlphabet: its shared pool is capped at 64 KiB, and a
- * long first key left it broken (every later draw looped forever) for the whole process.
+ * One nanoid customAlphabet generator per (charset, section length): nanoid draws bytes from
+ * the CSPRNG and rejects those outside the alphabet's bit mask, so there is no modulo bias.
+ * Drawing per section (at most 32 chars) keeps each draw far below the 64 KiB that
+ * crypto.getRandomValues fills at once; a whole 10x32 key in one draw exceeds it and leaves
+ * nanoid's shared pool broken for the process.
  */
-export function generateLicenseKey(format: KeyFormat): string {
-  const chars = [...format.charset];
-  const sections: string[] = [];
-  for (let i = 0; i < format.sections; i++) {
-    let section = '';
-    for (let j = 0; j < format.sectionLength; j++) section += chars[randomInt(chars.length)];
-    sections.push(section);
+function sectionGenerator(charset: string, length: number): () => string {
+  const cacheKey = `${length}:${charset}`;
+  let generate = sectionGenerators.get(cacheKey);
+  if (!generate) {
+    generate = customAlphabet(charset, length);
+    // Formats are client-chosen: bound the cache.
+    if (sectionGenerators.size >= 1000) sectionGenerators.clear();
+    sectionGenerators.set(cacheKey, generate);
   }
+  return generate;
+}
+
+export function generateLicenseKey(format: KeyFormat): string {
+  const generate = sectionGenerator(format.charset, format.sectionLength);
+  const sections: string[] = [];
+  for (let i = 0; i < format.sections; i++) sections.push(generate());
   return format.prefix + sections.join(format.separator) + format.suffix;
 }
