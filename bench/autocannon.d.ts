@@ -8,6 +8,13 @@ declare module 'autocannon' {
       body?: string;
       connections?: number;
       duration?: number;
+      requests?: Array<{
+        method?: string;
+        path?: string;
+        headers?: Record<string, string>;
+        body?: string;
+        setupRequest?: (request: { body?: string; [key: string]: unknown }) => unknown;
+      }>;
     }
     interface Result {
       requests: { average: number };

@@ -84,15 +84,32 @@ async function pgbench(name: string, databaseUrl: string, script: string, variab
   }
 }
 
-// The statements one POST /create-key runs: token lookup, then one transaction with the product
-// check and the key insert.
+// The statements one POST /create-key runs (one key, no new customer): the token lookup, then
+// the single INSERT … SELECT that checks the product and the customer and inserts the key.
 const CREATE_KEY_SQL = `
 SELECT id, account_id, scopes, product_ids, expires_at, revoked_at FROM access_tokens WHERE token_hash = :hash;
-BEGIN;
-SELECT id FROM products WHERE id = :product AND account_id = :account AND active = true LIMIT 1;
 INSERT INTO license_keys (id, account_id, product_id, key, max_activations, expires_at, customer_id, metadata, allowed_hosts, license_type, max_concurrent_sessions, heartbeat_interval, session_lease_duration, blocked, created_at, updated_at)
-  VALUES (substr(md5(random()::text), 1, 22), :account, :product, upper(substr(md5(random()::text), 1, 23)), 5, now() + interval '1 month', NULL, NULL, NULL, 'node-locked', NULL, 300, 900, false, now(), now())
+  SELECT cast(substr(md5(random()::text), 1, 22) as text), products.account_id, products.id, cast(upper(substr(md5(random()::text), 1, 23)) as text), cast(5 as integer), cast(now() + interval '1 month' as timestamptz), customers.id, cast(NULL as jsonb), cast(NULL as text[]), cast('node-locked' as text), cast(NULL as integer), cast(300 as integer), cast(900 as integer), false, now(), now()
+  FROM products LEFT JOIN customers ON (customers.id = NULL AND customers.account_id = products.account_id)
+  WHERE products.id = :product AND products.account_id = :account AND products.active = true AND (cast(NULL as text) IS NULL OR customers.id IS NOT NULL)
   ON CONFLICT (product_id, key) DO NOTHING RETURNING key;
+`;
+
+// The statements one POST /key/activate runs for a new device on an unlimited key without a
+// customer: the token lookup, then one transaction locking the key row, looking for the host
+// and inserting the device.
+const ACTIVATE_SQL = `
+\\set h random(1, 1000000000000)
+SELECT id, account_id, scopes, product_ids, expires_at, revoked_at FROM access_tokens WHERE token_hash = :hash;
+BEGIN;
+SELECT license_keys.id, license_keys.account_id, license_keys.product_id, license_keys.key, license_keys.max_activations, license_keys.expires_at, license_keys.customer_id, license_keys.metadata, license_keys.allowed_hosts, license_keys.license_type, license_keys.max_concurrent_sessions, license_keys.heartbeat_interval, license_keys.session_lease_duration, license_keys.blocked, license_keys.created_at, license_keys.updated_at
+  FROM license_keys INNER JOIN products ON products.id = license_keys.product_id
+  WHERE license_keys.product_id = :product AND license_keys.key = :key AND license_keys.account_id = :account AND products.active = true
+  LIMIT 1 FOR UPDATE OF license_keys;
+SELECT id FROM devices WHERE license_key_id = :keyid AND host_id = :h LIMIT 1;
+INSERT INTO devices (id, license_key_id, host_id, device_tag, ip_address, activated_at)
+  VALUES (substr(md5(random()::text), 1, 22), :keyid, :h, NULL, '127.0.0.1', now())
+  ON CONFLICT (license_key_id, host_id) DO NOTHING;
 COMMIT;
 `;
 
@@ -151,10 +168,45 @@ async function main() {
         headers: { authorization: `Bearer ${token}` },
       }),
     );
+    const unlimited = await request(server.url, 'POST', '/key', token, { productId });
+    const unlimitedKey = unlimited.body.key as string;
+    const fetched = await request(
+      server.url,
+      'GET',
+      `/key?productId=${productId}&licenseKey=${encodeURIComponent(unlimitedKey)}`,
+      token,
+    );
+    const keyId = fetched.body.data.license.id as string;
+    rows.push(
+      await http('POST /key/activate (http)', {
+        url: `${server.url}/key/activate`,
+        method: 'POST',
+        headers,
+        requests: [
+          {
+            method: 'POST',
+            setupRequest: (req) => ({
+              ...req,
+              body: JSON.stringify({ productId, licenseKey: unlimitedKey, hostId: randomBytes(16).toString('hex') }),
+            }),
+          },
+        ],
+      }),
+    );
+    rows.push(
+      await pgbench('activate SQL (pgbench)', database.url, ACTIVATE_SQL, {
+        hash: sha256Hex(token),
+        product: productId,
+        account: accountId,
+        key: unlimitedKey,
+        keyid: keyId,
+      }),
+    );
     print(rows);
-    const [createKey, createKeySql] = rows;
+    const [createKey, createKeySql, , activate, activateSql] = rows;
     console.log('');
     console.log(`ratio create-key / pgbench: ${fmt(createKey!.rps / createKeySql!.rps, 2)} (target >= 0.80)`);
+    console.log(`ratio activate / pgbench:   ${fmt(activate!.rps / activateSql!.rps, 2)} (target >= 0.80)`);
   } finally {
     await server.stop();
     await database.drop();

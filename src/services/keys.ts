@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray } from 'drizzle-orm';
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { customers, devices, licenseKeys, products, type LicenseKey } from '../db/schema/index.js';
 import { addOneCalendarMonth, parseIsoDate, toIso } from '../lib/dates.js';
@@ -94,7 +94,100 @@ async function retryOnDeadlock<T>(run: () => Promise<T>): Promise<T> {
   }
 }
 
-/** `POST /key`, `POST /create-key` (§2.1): one transaction for customer and keys. */
+/** A typed statement parameter (the select list of INSERT … SELECT gives PostgreSQL no type). */
+const param = (name: string, type: string) => sql`cast(${sql.placeholder(name)} as ${sql.raw(type)})`;
+
+/**
+ * The common create-key request (one key, no new customer) as ONE statement: the product check,
+ * the customer check and the insert happen in `INSERT … SELECT`, atomic on its own, so the
+ * request costs a single round trip instead of BEGIN, two reads, the insert and COMMIT. It is
+ * prepared once per database. No row back means "product or customer missing, or the key was
+ * taken": the transactional path then answers with the exact error or draws again.
+ */
+function prepareSingleKeyInsert(db: Db) {
+  return db
+    .insert(licenseKeys)
+    .select(
+      db
+        .select({
+          id: param('id', 'text').as('id'),
+          accountId: products.accountId,
+          productId: products.id,
+          key: param('key', 'text').as('key'),
+          maxActivations: param('maxActivations', 'integer').as('maxActivations'),
+          expiresAt: param('expiresAt', 'timestamptz').as('expiresAt'),
+          customerId: sql`${customers.id}`.as('customerId'),
+          metadata: param('metadata', 'jsonb').as('metadata'),
+          allowedHosts: param('allowedHosts', 'text[]').as('allowedHosts'),
+          licenseType: param('licenseType', 'text').as('licenseType'),
+          maxConcurrentSessions: param('maxConcurrentSessions', 'integer').as('maxConcurrentSessions'),
+          heartbeatInterval: param('heartbeatInterval', 'integer').as('heartbeatInterval'),
+          sessionLeaseDuration: param('sessionLeaseDuration', 'integer').as('sessionLeaseDuration'),
+          blocked: sql`false`.as('blocked'),
+          createdAt: param('now', 'timestamptz').as('createdAt'),
+          updatedAt: param('now', 'timestamptz').as('updatedAt'),
+        })
+        .from(products)
+        .leftJoin(
+          customers,
+          and(eq(customers.id, sql.placeholder('customerId')), eq(customers.accountId, products.accountId)),
+        )
+        .where(
+          and(
+            eq(products.id, sql.placeholder('productId')),
+            eq(products.accountId, sql.placeholder('accountId')),
+            eq(products.active, true),
+            sql`(${param('customerId', 'text')} is null or ${customers.id} is not null)`,
+          ),
+        ),
+    )
+    .onConflictDoNothing({ target: [licenseKeys.productId, licenseKeys.key] })
+    .returning({ key: licenseKeys.key })
+    .prepare('insert_single_license_key');
+}
+
+const singleKeyInserts = new WeakMap<Db, ReturnType<typeof prepareSingleKeyInsert>>();
+
+type KeySettings = Omit<typeof licenseKeys.$inferInsert, 'id' | 'key' | 'customerId'>;
+
+async function tryInsertSingleKey(
+  db: Db,
+  settings: KeySettings,
+  customerId: string | null,
+  format: KeyFormat,
+): Promise<string | undefined> {
+  let statement = singleKeyInserts.get(db);
+  if (!statement) {
+    statement = prepareSingleKeyInsert(db);
+    singleKeyInserts.set(db, statement);
+  }
+  const now = (settings.createdAt ?? new Date()).toISOString();
+  try {
+    const [row] = await statement.execute({
+      id: newId(),
+      key: generateLicenseKey(format),
+      maxActivations: settings.maxActivations ?? null,
+      expiresAt: settings.expiresAt ? settings.expiresAt.toISOString() : null,
+      metadata: settings.metadata == null ? null : JSON.stringify(settings.metadata),
+      allowedHosts: settings.allowedHosts ?? null,
+      licenseType: settings.licenseType,
+      maxConcurrentSessions: settings.maxConcurrentSessions ?? null,
+      heartbeatInterval: settings.heartbeatInterval,
+      sessionLeaseDuration: settings.sessionLeaseDuration,
+      now,
+      customerId,
+      productId: settings.productId,
+      accountId: settings.accountId,
+    });
+    return row?.key;
+  } catch (err) {
+    // The customer was deleted between the statement's snapshot and its foreign-key check.
+    if (pgErrorCode(err) === '23503') return undefined;
+    throw err;
+  }
+}
+
+/** `POST /key`, `POST /create-key` (§2.1): customer and keys written atomically. */
 export async function createLicenseKeys(db: Db, auth: AuthContext, body: CreateKeyBody) {
   if (body.customerId !== undefined && body.newCustomer !== undefined) throw Errors.bothCustomerFields();
   const maxActivations = resolveActivationLimit(body.usesPerKey, body.maxActivations) ?? null;
@@ -104,48 +197,52 @@ export async function createLicenseKeys(db: Db, auth: AuthContext, body: CreateK
   if (!format) throw Errors.invalidField('format.charset');
   const amount = body.amountKeys === undefined ? 1 : Number(body.amountKeys);
   if (keySpaceSize(format) < amount) throw Errors.invalidField('format');
+  const settings: KeySettings = {
+    accountId: auth.accountId,
+    productId: body.productId,
+    maxActivations,
+    expiresAt: expiry === undefined ? addOneCalendarMonth(now) : expiry,
+    metadata: body.metadata ?? null,
+    allowedHosts: body.allowedHosts && body.allowedHosts.length > 0 ? body.allowedHosts : null,
+    licenseType: body.licenseType ?? 'node-locked',
+    maxConcurrentSessions: body.maxConcurrentSessions ?? null,
+    heartbeatInterval: body.heartbeatInterval ?? 300,
+    sessionLeaseDuration: body.sessionLeaseDuration ?? 900,
+    createdAt: now,
+    updatedAt: now,
+  };
+  const respond = (keys: string[]) => {
+    recordKeysCreated(keys.length);
+    return { key: keys[0]!, keys: body.amountKeys === undefined ? undefined : keys };
+  };
 
-  const keys = await retryOnDeadlock(() => db.transaction(async (tx) => {
-    if (!(await findUsableProduct(tx, auth, body.productId))) throw Errors.productNotFoundOrInactive();
-    let customerId: string | null = null;
-    if (body.customerId !== undefined) {
-      // Key-share: a concurrent delete of this customer waits instead of breaking the insert.
-      const customer = await findCustomer(tx, auth.accountId, body.customerId, { keyShare: true });
-      if (!customer) throw Errors.customerIdNotFound(body.customerId);
-      customerId = customer.id;
-    } else if (body.newCustomer !== undefined) {
-      const customer = await insertCustomer(
-        tx,
-        auth.accountId,
-        body.newCustomer,
-        newCustomerConflict(body.newCustomer.email),
-      );
-      customerId = customer.id;
-    }
-    const allowedHosts = body.allowedHosts && body.allowedHosts.length > 0 ? body.allowedHosts : null;
-    return insertUniqueKeys(
-      tx,
-      {
-        accountId: auth.accountId,
-        productId: body.productId,
-        maxActivations,
-        expiresAt: expiry === undefined ? addOneCalendarMonth(now) : expiry,
-        customerId,
-        metadata: body.metadata ?? null,
-        allowedHosts,
-        licenseType: body.licenseType ?? 'node-locked',
-        maxConcurrentSessions: body.maxConcurrentSessions ?? null,
-        heartbeatInterval: body.heartbeatInterval ?? 300,
-        sessionLeaseDuration: body.sessionLeaseDuration ?? 900,
-        createdAt: now,
-        updatedAt: now,
-      },
-      format,
-      amount,
-    );
-  }));
-  recordKeysCreated(keys.length);
-  return { key: keys[0]!, keys: body.amountKeys === undefined ? undefined : keys };
+  if (amount === 1 && body.newCustomer === undefined && canSeeProduct(auth, body.productId)) {
+    const key = await tryInsertSingleKey(db, settings, body.customerId ?? null, format);
+    if (key !== undefined) return respond([key]);
+  }
+
+  const keys = await retryOnDeadlock(() =>
+    db.transaction(async (tx) => {
+      if (!(await findUsableProduct(tx, auth, body.productId))) throw Errors.productNotFoundOrInactive();
+      let customerId: string | null = null;
+      if (body.customerId !== undefined) {
+        // Key-share: a concurrent delete of this customer waits instead of breaking the insert.
+        const customer = await findCustomer(tx, auth.accountId, body.customerId, { keyShare: true });
+        if (!customer) throw Errors.customerIdNotFound(body.customerId);
+        customerId = customer.id;
+      } else if (body.newCustomer !== undefined) {
+        const customer = await insertCustomer(
+          tx,
+          auth.accountId,
+          body.newCustomer,
+          newCustomerConflict(body.newCustomer.email),
+        );
+        customerId = customer.id;
+      }
+      return insertUniqueKeys(tx, { ...settings, customerId }, format, amount);
+    }),
+  );
+  return respond(keys);
 }
 
 export const isExpired = (key: Pick<LicenseKey, 'expiresAt'>, now = Date.now()): boolean =>
