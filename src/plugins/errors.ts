@@ -101,8 +101,9 @@ export function frameworkErrorHandler(_error: FastifyError, _request: FastifyReq
   return sendError(reply, Errors.badRequest());
 }
 
-const BAD_REQUEST_RESPONSE = (() => {
-  const body = JSON.stringify({ message: 'Bad request', code: 1 });
+/** A complete raw HTTP/1.1 400 response carrying the JSON envelope, for a bare socket. */
+function rawBadRequest(message: string): string {
+  const body = JSON.stringify({ message, code: 1 });
   return (
     'HTTP/1.1 400 Bad Request\r\n' +
     'Content-Type: application/json; charset=utf-8\r\n' +
@@ -110,20 +111,12 @@ const BAD_REQUEST_RESPONSE = (() => {
     'Connection: close\r\n\r\n' +
     body
   );
-})();
+}
 
+const BAD_REQUEST_RESPONSE = rawBadRequest('Bad request');
 // Node counts the request line and the headers together, so an over-long URL lands here too;
 // the contract answers both with 400/1 (§1.3).
-const HEADERS_TOO_LARGE_RESPONSE = (() => {
-  const body = JSON.stringify({ message: 'Request URL or headers too large', code: 1 });
-  return (
-    'HTTP/1.1 400 Bad Request\r\n' +
-    'Content-Type: application/json; charset=utf-8\r\n' +
-    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-    'Connection: close\r\n\r\n' +
-    body
-  );
-})();
+const HEADERS_TOO_LARGE_RESPONSE = rawBadRequest('Request URL or headers too large');
 
 /**
  * Node's HTTP parser rejects malformed requests (bad chunking, missing Host, garbage) before
