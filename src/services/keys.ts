@@ -1,5 +1,6 @@
-import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
+import { preparedOnce } from '../db/prepared.js';
 import { customers, devices, licenseKeys, products, type LicenseKey } from '../db/schema/index.js';
 import { addOneCalendarMonth, parseIsoDate, toIso } from '../lib/dates.js';
 import { Errors, pgErrorCode } from '../lib/errors.js';
@@ -146,7 +147,7 @@ function prepareSingleKeyInsert(db: Db) {
     .prepare('insert_single_license_key');
 }
 
-const singleKeyInserts = new WeakMap<Db, ReturnType<typeof prepareSingleKeyInsert>>();
+const singleKeyInsert = preparedOnce(prepareSingleKeyInsert);
 
 type KeySettings = Omit<typeof licenseKeys.$inferInsert, 'id' | 'key' | 'customerId'>;
 
@@ -156,11 +157,7 @@ async function tryInsertSingleKey(
   customerId: string | null,
   format: KeyFormat,
 ): Promise<string | undefined> {
-  let statement = singleKeyInserts.get(db);
-  if (!statement) {
-    statement = prepareSingleKeyInsert(db);
-    singleKeyInserts.set(db, statement);
-  }
+  const statement = singleKeyInsert(db);
   const now = (settings.createdAt ?? new Date()).toISOString();
   try {
     const [row] = await statement.execute({
@@ -277,15 +274,6 @@ export async function findLicenseKey(
   return row?.key;
 }
 
-export async function listDevices(db: Db, licenseKeyIds: string[]) {
-  if (licenseKeyIds.length === 0) return [];
-  return db
-    .select()
-    .from(devices)
-    .where(inArray(devices.licenseKeyId, licenseKeyIds))
-    .orderBy(asc(devices.activatedAt), asc(devices.id));
-}
-
 type LicenseWithoutDevices = Omit<License, 'devices'>;
 
 export function toLicenseView(key: LicenseKey, activations: number, now = Date.now()): LicenseWithoutDevices {
@@ -304,6 +292,36 @@ export function toLicenseView(key: LicenseKey, activations: number, now = Date.n
   };
 }
 
+const keyWithCustomer = preparedOnce((db) =>
+  db
+    .select({
+      key: licenseKeys,
+      customer: { id: customers.id, name: customers.name, email: customers.email, active: customers.active },
+    })
+    .from(licenseKeys)
+    .innerJoin(products, eq(products.id, licenseKeys.productId))
+    .leftJoin(customers, eq(customers.id, licenseKeys.customerId))
+    .where(
+      and(
+        eq(licenseKeys.productId, sql.placeholder('productId')),
+        eq(licenseKeys.key, sql.placeholder('licenseKey')),
+        eq(licenseKeys.accountId, sql.placeholder('accountId')),
+        eq(products.active, true),
+      ),
+    )
+    .limit(1)
+    .prepare('license_key_with_customer'),
+);
+
+const devicesOfKey = preparedOnce((db) =>
+  db
+    .select()
+    .from(devices)
+    .where(eq(devices.licenseKeyId, sql.placeholder('licenseKeyId')))
+    .orderBy(asc(devices.activatedAt), asc(devices.id))
+    .prepare('devices_of_license_key'),
+);
+
 /** `GET /key`, `POST /get-key` (§2.2): no state check, blocked and expired keys are returned. */
 export async function getLicenseKey(
   db: Db,
@@ -311,23 +329,15 @@ export async function getLicenseKey(
   productId: string,
   licenseKey: string,
 ): Promise<GetKeyResponse> {
-  const key = await findLicenseKey(db, auth, productId, licenseKey);
-  if (!key) throw Errors.licenseKeyNotFound();
-  const [keyDevices, customer] = await Promise.all([
-    listDevices(db, [key.id]),
-    key.customerId
-      ? db
-          .select({ id: customers.id, name: customers.name, email: customers.email, active: customers.active })
-          .from(customers)
-          .where(eq(customers.id, key.customerId))
-          .then((rows) => rows[0] ?? null)
-      : Promise.resolve(null),
-  ]);
+  if (!canSeeProduct(auth, productId)) throw Errors.licenseKeyNotFound();
+  const [row] = await keyWithCustomer(db).execute({ productId, licenseKey, accountId: auth.accountId });
+  if (!row) throw Errors.licenseKeyNotFound();
+  const keyDevices = await devicesOfKey(db).execute({ licenseKeyId: row.key.id });
   return {
     code: 0,
     data: {
       license: {
-        ...toLicenseView(key, keyDevices.length),
+        ...toLicenseView(row.key, keyDevices.length),
         devices: keyDevices.map((device) => ({
           hostId: device.hostId,
           deviceTag: device.deviceTag,
@@ -335,7 +345,7 @@ export async function getLicenseKey(
           activationTime: device.activatedAt.toISOString(),
         })),
       },
-      customer,
+      customer: row.customer,
     },
   };
 }
