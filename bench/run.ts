@@ -96,8 +96,8 @@ INSERT INTO license_keys (id, account_id, product_id, key, max_activations, expi
 `;
 
 // The statements one POST /key/activate runs for a new device on an unlimited key without a
-// customer: the token lookup, then one transaction locking the key row, looking for the host
-// and inserting the device.
+// customer: the token lookup, then one transaction locking the key row and inserting the device
+// unless its host is already there.
 const ACTIVATE_SQL = `
 \\set h random(1, 1000000000000)
 SELECT id, account_id, scopes, product_ids, expires_at, revoked_at FROM access_tokens WHERE token_hash = :hash;
@@ -106,10 +106,9 @@ SELECT license_keys.id, license_keys.account_id, license_keys.product_id, licens
   FROM license_keys INNER JOIN products ON products.id = license_keys.product_id
   WHERE license_keys.product_id = :product AND license_keys.key = :key AND license_keys.account_id = :account AND products.active = true
   LIMIT 1 FOR UPDATE OF license_keys;
-SELECT id FROM devices WHERE license_key_id = :keyid AND host_id = :h LIMIT 1;
 INSERT INTO devices (id, license_key_id, host_id, device_tag, ip_address, activated_at)
   VALUES (substr(md5(random()::text), 1, 22), :keyid, :h, NULL, '127.0.0.1', now())
-  ON CONFLICT (license_key_id, host_id) DO NOTHING;
+  ON CONFLICT (license_key_id, host_id) DO NOTHING RETURNING id;
 COMMIT;
 `;
 

@@ -25,7 +25,11 @@ export const DEFAULT_CHARSET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
  * Applies `case` to the charset and drops duplicate characters (§1.8). Returns undefined when
  * fewer than two distinct characters remain.
  */
-export function resolveKeyFormat(input: KeyFormatInput = {}): KeyFormat | undefined {
+export function resolveKeyFormat(input?: KeyFormatInput): KeyFormat | undefined {
+  return input === undefined ? DEFAULT_FORMAT : buildKeyFormat(input);
+}
+
+function buildKeyFormat(input: KeyFormatInput): KeyFormat | undefined {
   const raw = input.charset ?? DEFAULT_CHARSET;
   const mode = input.case ?? 'upper';
   let cased: string[];
@@ -44,6 +48,8 @@ export function resolveKeyFormat(input: KeyFormatInput = {}): KeyFormat | undefi
     suffix: input.suffix ?? '',
   };
 }
+
+const DEFAULT_FORMAT = buildKeyFormat({});
 
 /** How many distinct keys a format can yield, capped to avoid huge numbers. */
 export function keySpaceSize(format: KeyFormat): number {

@@ -1,4 +1,4 @@
-import { and, count, eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { devices, licenseKeys, type Customer, type LicenseKey } from '../db/schema/index.js';
 import { AppError, Errors } from '../lib/errors.js';
@@ -33,6 +33,51 @@ async function createLicensee(tx: Db, accountId: string, licensee: { name: strin
     if (!winner) throw err;
     return winner;
   }
+}
+
+/**
+ * Steps 7–8 of §2.4 in one statement, run under the key's row lock: inserts the device unless
+ * its host is already active on the key (unique index) or the key already holds
+ * maxActivations devices. Returns whether a device was recorded.
+ */
+async function recordDevice(
+  tx: Db,
+  key: LicenseKey,
+  device: { hostId: string; deviceTag: string | null; ipAddress: string | null },
+): Promise<boolean> {
+  const values = { id: newId(), licenseKeyId: key.id, ...device, activatedAt: new Date() };
+  if (key.maxActivations === null) {
+    const inserted = await tx
+      .insert(devices)
+      .values(values)
+      .onConflictDoNothing({ target: [devices.licenseKeyId, devices.hostId] })
+      .returning({ id: devices.id });
+    return inserted.length > 0;
+  }
+  const text = (value: string | null) => sql`cast(${value} as text)`;
+  const inserted = await tx
+    .insert(devices)
+    .select(
+      tx
+        .select({
+          id: text(values.id).as('id'),
+          licenseKeyId: licenseKeys.id,
+          hostId: text(values.hostId).as('host_id'),
+          deviceTag: text(values.deviceTag).as('device_tag'),
+          ipAddress: text(values.ipAddress).as('ip_address'),
+          activatedAt: sql`cast(${values.activatedAt.toISOString()} as timestamptz)`.as('activated_at'),
+        })
+        .from(licenseKeys)
+        .where(
+          and(
+            eq(licenseKeys.id, key.id),
+            sql`(select count(*) from ${devices} where ${devices.licenseKeyId} = ${key.id}) < ${key.maxActivations}`,
+          ),
+        ),
+    )
+    .onConflictDoNothing({ target: [devices.licenseKeyId, devices.hostId] })
+    .returning({ id: devices.id });
+  return inserted.length > 0;
 }
 
 /**
@@ -80,27 +125,20 @@ function activateInTransaction(
     const hostId = body.hostId ?? newId();
     if (key.allowedHosts !== null && !key.allowedHosts.includes(hostId)) throw Errors.hostNotAllowed();
 
-    const [active] = await tx
-      .select({ id: devices.id })
-      .from(devices)
-      .where(and(eq(devices.licenseKeyId, key.id), eq(devices.hostId, hostId)))
-      .limit(1);
-    if (!active) {
-      if (key.maxActivations !== null) {
-        const [row] = await tx.select({ activations: count() }).from(devices).where(eq(devices.licenseKeyId, key.id));
-        if ((row?.activations ?? 0) >= key.maxActivations) throw Errors.activationLimitReached();
-      }
-      await tx
-        .insert(devices)
-        .values({
-          id: newId(),
-          licenseKeyId: key.id,
-          hostId,
-          deviceTag: body.deviceTag ?? null,
-          ipAddress: clientIp === undefined ? null : plainIp(clientIp),
-          activatedAt: new Date(),
-        })
-        .onConflictDoNothing({ target: [devices.licenseKeyId, devices.hostId] });
+    const recorded = await recordDevice(tx, key, {
+      hostId,
+      deviceTag: body.deviceTag ?? null,
+      ipAddress: clientIp === undefined ? null : plainIp(clientIp),
+    });
+    if (!recorded) {
+      // Nothing inserted: the host is already active (step 7: 200, device unchanged) or the key is
+      // full (step 9).
+      const [active] = await tx
+        .select({ id: devices.id })
+        .from(devices)
+        .where(and(eq(devices.licenseKeyId, key.id), eq(devices.hostId, hostId)))
+        .limit(1);
+      if (!active) throw Errors.activationLimitReached();
     }
 
     if (key.customerId === null && body.licensee) {
