@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { parseIsoDate } from '../lib/dates.js';
-import { ErrorSchema } from '../schemas/common.js';
+import { ErrorResponses } from '../schemas/common.js';
 import {
   AccountQuerySchema,
   AccountResponseSchema,
@@ -26,7 +26,6 @@ import {
   updateProduct,
 } from '../services/admin.js';
 
-const errors = { '4xx': ErrorSchema, '5xx': ErrorSchema };
 const tags = ['Admin'];
 const security = [{ adminToken: [] }];
 
@@ -37,13 +36,13 @@ export async function adminRoutes(fastify: FastifyInstance) {
 
   app.post(
     '/accounts',
-    { schema: { tags, security, body: CreateAccountBodySchema, response: { 201: AccountResponseSchema, ...errors } } },
+    { schema: { tags, security, body: CreateAccountBodySchema, response: { 201: AccountResponseSchema, ...ErrorResponses } } },
     async (request, reply) => reply.status(201).send({ code: 0 as const, ...(await createAccount(db, request.body.name)) }),
   );
 
   app.post(
     '/products',
-    { schema: { tags, security, body: CreateProductBodySchema, response: { 201: ProductResponseSchema, ...errors } } },
+    { schema: { tags, security, body: CreateProductBodySchema, response: { 201: ProductResponseSchema, ...ErrorResponses } } },
     async (request, reply) => reply.status(201).send({ code: 0 as const, ...(await createProduct(db, request.body)) }),
   );
 
@@ -55,7 +54,7 @@ export async function adminRoutes(fastify: FastifyInstance) {
         security,
         params: IdParamsSchema,
         body: UpdateProductBodySchema,
-        response: { 200: ProductResponseSchema, ...errors },
+        response: { 200: ProductResponseSchema, ...ErrorResponses },
       },
     },
     async (request) => ({ code: 0 as const, ...(await updateProduct(db, request.params.id, request.body)) }),
@@ -63,13 +62,13 @@ export async function adminRoutes(fastify: FastifyInstance) {
 
   app.get(
     '/products',
-    { schema: { tags, security, querystring: AccountQuerySchema, response: { 200: ProductListResponseSchema, ...errors } } },
+    { schema: { tags, security, querystring: AccountQuerySchema, response: { 200: ProductListResponseSchema, ...ErrorResponses } } },
     async (request) => ({ code: 0 as const, data: await listProducts(db, request.query.accountId) }),
   );
 
   app.post(
     '/tokens',
-    { schema: { tags, security, body: CreateTokenBodySchema, response: { 201: CreateTokenResponseSchema, ...errors } } },
+    { schema: { tags, security, body: CreateTokenBodySchema, response: { 201: CreateTokenResponseSchema, ...ErrorResponses } } },
     async (request, reply) => {
       const { expiresAt, ...rest } = request.body;
       const token = await createAccessToken(db, {
@@ -82,13 +81,13 @@ export async function adminRoutes(fastify: FastifyInstance) {
 
   app.get(
     '/tokens',
-    { schema: { tags, security, querystring: AccountQuerySchema, response: { 200: TokenListResponseSchema, ...errors } } },
+    { schema: { tags, security, querystring: AccountQuerySchema, response: { 200: TokenListResponseSchema, ...ErrorResponses } } },
     async (request) => ({ code: 0 as const, data: await listAccessTokens(db, request.query.accountId) }),
   );
 
   app.delete(
     '/tokens/:id',
-    { schema: { tags, security, params: IdParamsSchema, response: { 200: MessageResponseSchema, ...errors } } },
+    { schema: { tags, security, params: IdParamsSchema, response: { 200: MessageResponseSchema, ...ErrorResponses } } },
     async (request) => {
       await revokeAccessToken(db, request.params.id);
       return { code: 0 as const, message: 'Token revoked' };

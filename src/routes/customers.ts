@@ -1,6 +1,6 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ErrorSchema } from '../schemas/common.js';
+import { ErrorResponses } from '../schemas/common.js';
 import {
   CreateCustomerBodySchema,
   CreateCustomerResponseSchema,
@@ -27,7 +27,6 @@ import {
   updateCustomer,
 } from '../services/customers.js';
 
-const errors = { '4xx': ErrorSchema, '5xx': ErrorSchema };
 const tags = ['Customers'];
 const MAX_PAGE_SIZE = 100;
 
@@ -58,7 +57,7 @@ export async function customerRoutes(fastify: FastifyInstance) {
         tags,
         summary: 'Create a customer',
         body: CreateCustomerBodySchema,
-        response: { 201: CreateCustomerResponseSchema, ...errors },
+        response: { 201: CreateCustomerResponseSchema, ...ErrorResponses },
       },
     },
     async (request, reply) => {
@@ -82,7 +81,7 @@ export async function customerRoutes(fastify: FastifyInstance) {
         tags,
         summary: 'List customers',
         querystring: ListCustomersQuerySchema,
-        response: { 200: ListCustomersResponseSchema, ...errors },
+        response: { 200: ListCustomersResponseSchema, ...ErrorResponses },
       },
     },
     async (request) => {
@@ -104,7 +103,7 @@ export async function customerRoutes(fastify: FastifyInstance) {
         tags,
         summary: 'Get a customer',
         querystring: CustomerIdQuerySchema,
-        response: { 200: GetCustomerResponseSchema, ...errors },
+        response: { 200: GetCustomerResponseSchema, ...ErrorResponses },
       },
     },
     async (request) => {
@@ -128,7 +127,7 @@ export async function customerRoutes(fastify: FastifyInstance) {
         summary: 'Update a customer',
         querystring: OptionalCustomerIdQuerySchema,
         body: UpdateCustomerBodySchema,
-        response: { 200: UpdateCustomerResponseSchema, ...errors },
+        response: { 200: UpdateCustomerResponseSchema, ...ErrorResponses },
       },
     },
     async (request) => {
@@ -153,7 +152,7 @@ export async function customerRoutes(fastify: FastifyInstance) {
         summary: 'Delete a customer with its keys and devices',
         querystring: OptionalCustomerIdQuerySchema,
         body: CustomerIdBodySchema,
-        response: { 200: DeleteCustomerResponseSchema, ...errors },
+        response: { 200: DeleteCustomerResponseSchema, ...ErrorResponses },
       },
     },
     async (request) => {
@@ -175,7 +174,7 @@ export async function customerRoutes(fastify: FastifyInstance) {
         tags,
         summary: 'A customer and the license keys the token may see',
         querystring: CustomerIdQuerySchema,
-        response: { 200: CustomerKeysResponseSchema, ...errors },
+        response: { 200: CustomerKeysResponseSchema, ...ErrorResponses },
       },
     },
     async (request) => {
@@ -199,7 +198,7 @@ export async function customerRoutes(fastify: FastifyInstance) {
         summary: 'Toggle a customer between active and disabled',
         querystring: OptionalCustomerIdQuerySchema,
         body: CustomerIdBodySchema,
-        response: { 200: ToggleCustomerResponseSchema, ...errors },
+        response: { 200: ToggleCustomerResponseSchema, ...ErrorResponses },
       },
     },
     async (request) => {

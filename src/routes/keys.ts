@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { toV1, toV1Schema } from '../lib/v1-names.js';
-import { ErrorSchema } from '../schemas/common.js';
+import { ErrorResponses } from '../schemas/common.js';
 import {
   CreateKeyBodySchema,
   CreateKeyResponseSchema,
@@ -11,7 +11,6 @@ import {
 import { createLicenseKeys, getLicenseKey } from '../services/keys.js';
 import { lifecycleRoutes } from './lifecycle.js';
 
-const errors = { '4xx': ErrorSchema, '5xx': ErrorSchema };
 
 /** License-key endpoints; v1 and v2 paths share every service call (D1). */
 export async function keyRoutes(fastify: FastifyInstance) {
@@ -28,7 +27,7 @@ export async function keyRoutes(fastify: FastifyInstance) {
           tags: ['License keys'],
           summary: 'Create license keys',
           body: CreateKeyBodySchema,
-          response: { 200: CreateKeyResponseSchema, ...errors },
+          response: { 200: CreateKeyResponseSchema, ...ErrorResponses },
         },
       },
       async (request) => ({ code: 0 as const, ...(await createLicenseKeys(db, request.auth, request.body)) }),
@@ -43,7 +42,7 @@ export async function keyRoutes(fastify: FastifyInstance) {
         tags: ['License keys'],
         summary: 'Get a license key',
         querystring: KeyLookupSchema,
-        response: { 200: GetKeyResponseSchema, ...errors },
+        response: { 200: GetKeyResponseSchema, ...ErrorResponses },
       },
     },
     async (request) => getLicenseKey(db, request.auth, request.query.productId, request.query.licenseKey),
@@ -57,7 +56,7 @@ export async function keyRoutes(fastify: FastifyInstance) {
         tags: ['License keys (v1)'],
         summary: 'Get a license key (v1 names)',
         body: KeyLookupSchema,
-        response: { 200: toV1Schema(GetKeyResponseSchema), ...errors },
+        response: { 200: toV1Schema(GetKeyResponseSchema), ...ErrorResponses },
       },
     },
     async (request) => toV1(await getLicenseKey(db, request.auth, request.body.productId, request.body.licenseKey)),

@@ -1,7 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance } from 'fastify';
 import { toV1, toV1Schema } from '../lib/v1-names.js';
-import { ErrorSchema } from '../schemas/common.js';
+import { ErrorResponses } from '../schemas/common.js';
 import { KeyLookupSchema } from '../schemas/keys.js';
 import {
   ActivateBodySchema,
@@ -18,7 +18,6 @@ import {
   updateLicenseKey,
 } from '../services/licenses.js';
 
-const errors = { '4xx': ErrorSchema, '5xx': ErrorSchema };
 
 /** Activate, deactivate, block/unblock and update (§2.3–2.6); v1 and v2 paths share each service call (D1). */
 export async function lifecycleRoutes(fastify: FastifyInstance) {
@@ -33,7 +32,7 @@ export async function lifecycleRoutes(fastify: FastifyInstance) {
         tags: ['License keys'],
         summary: 'Activate a license key on a device',
         body: ActivateBodySchema,
-        response: { 200: ActivateResponseSchema, ...errors },
+        response: { 200: ActivateResponseSchema, ...ErrorResponses },
       },
     },
     // request.ip honours X-Forwarded-For only when TRUST_PROXY is set (see app.ts).
@@ -48,7 +47,7 @@ export async function lifecycleRoutes(fastify: FastifyInstance) {
         tags: ['License keys (v1)'],
         summary: 'Activate a license key on a device (v1 names)',
         body: ActivateBodySchema,
-        response: { 200: toV1Schema(ActivateResponseSchema), ...errors },
+        response: { 200: toV1Schema(ActivateResponseSchema), ...ErrorResponses },
       },
     },
     async (request) => toV1(await activateLicenseKey(db, request.auth, request.body, request.ip)),
@@ -63,7 +62,7 @@ export async function lifecycleRoutes(fastify: FastifyInstance) {
           tags: [url.startsWith('/key') ? 'License keys' : 'License keys (v1)'],
           summary: 'Deactivate one device, or every device of a key',
           body: DeactivateBodySchema,
-          response: { 200: LifecycleMessageResponseSchema, ...errors },
+          response: { 200: LifecycleMessageResponseSchema, ...ErrorResponses },
         },
       },
       async (request) => {
@@ -87,7 +86,7 @@ export async function lifecycleRoutes(fastify: FastifyInstance) {
             tags: [url.startsWith('/key') ? 'License keys' : 'License keys (v1)'],
             summary: blocked ? 'Block a license key' : 'Unblock a license key',
             body: KeyLookupSchema,
-            response: { 200: LifecycleMessageResponseSchema, ...errors },
+            response: { 200: LifecycleMessageResponseSchema, ...ErrorResponses },
           },
         },
         async (request) => {
@@ -106,7 +105,7 @@ export async function lifecycleRoutes(fastify: FastifyInstance) {
         tags: ['License keys'],
         summary: 'Update a license key',
         body: UpdateKeyBodySchema,
-        response: { 200: UpdateKeyResponseSchema, ...errors },
+        response: { 200: UpdateKeyResponseSchema, ...ErrorResponses },
       },
     },
     async (request) => {

@@ -37,6 +37,9 @@ export const ErrorSchema = Type.Object(
   { $id: 'Error', additionalProperties: false },
 );
 
+/** Every route's error responses: the contract's `{message, code}` envelope. */
+export const ErrorResponses = { '4xx': ErrorSchema, '5xx': ErrorSchema };
+
 export const Timestamp = Type.String({ format: 'date-time' });
 export const Id = Type.String({ pattern: '^[0-9a-f]{22}$' });
 

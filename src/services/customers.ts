@@ -211,3 +211,24 @@ export async function toggleCustomerActive(db: Db, accountId: string, customerId
   if (!row) throw Errors.customerNotFound();
   return row.active;
 }
+
+/**
+ * The customer a key is assigned to on create / update (§2.1, §2.3): an existing one by ID
+ * (404/2 when unknown; key-share locked, so a concurrent delete waits instead of breaking the
+ * key's foreign key) or a new one (409/2 when its email is taken). undefined when neither is given.
+ */
+export async function resolveKeyCustomer(
+  tx: Db,
+  accountId: string,
+  input: { customerId?: string; newCustomer?: { name: string; email?: string } },
+): Promise<Customer | undefined> {
+  if (input.customerId !== undefined) {
+    const customer = await findCustomer(tx, accountId, input.customerId, { keyShare: true });
+    if (!customer) throw Errors.customerIdNotFound(input.customerId);
+    return customer;
+  }
+  if (input.newCustomer !== undefined) {
+    return insertCustomer(tx, accountId, input.newCustomer, newCustomerConflict(input.newCustomer.email));
+  }
+  return undefined;
+}

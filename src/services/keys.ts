@@ -9,7 +9,7 @@ import { recordKeysCreated } from '../lib/metrics.js';
 import { generateLicenseKey, keySpaceSize, resolveKeyFormat, type KeyFormat } from '../lib/key-format.js';
 import { canSeeProduct, type AuthContext } from '../lib/scopes.js';
 import type { CreateKeyBody, GetKeyResponse, License } from '../schemas/keys.js';
-import { findCustomer, insertCustomer, newCustomerConflict } from './customers.js';
+import { resolveKeyCustomer } from './customers.js';
 
 const MAX_DRAWS_PER_KEY = 10;
 
@@ -221,21 +221,8 @@ export async function createLicenseKeys(db: Db, auth: AuthContext, body: CreateK
   const keys = await retryOnDeadlock(() =>
     db.transaction(async (tx) => {
       if (!(await findUsableProduct(tx, auth, body.productId))) throw Errors.productNotFoundOrInactive();
-      let customerId: string | null = null;
-      if (body.customerId !== undefined) {
-        // Key-share: a concurrent delete of this customer waits instead of breaking the insert.
-        const customer = await findCustomer(tx, auth.accountId, body.customerId, { keyShare: true });
-        if (!customer) throw Errors.customerIdNotFound(body.customerId);
-        customerId = customer.id;
-      } else if (body.newCustomer !== undefined) {
-        const customer = await insertCustomer(
-          tx,
-          auth.accountId,
-          body.newCustomer,
-          newCustomerConflict(body.newCustomer.email),
-        );
-        customerId = customer.id;
-      }
+      const customer = await resolveKeyCustomer(tx, auth.accountId, body);
+      const customerId = customer?.id ?? null;
       return insertUniqueKeys(tx, { ...settings, customerId }, format, amount);
     }),
   );

@@ -6,7 +6,7 @@ import { newId } from '../lib/ids.js';
 import { recordActivation, recordActivationRefusal } from '../lib/metrics.js';
 import type { AuthContext } from '../lib/scopes.js';
 import type { ActivateBody, ActivateResponse, DeactivateBody, UpdateKeyBody } from '../schemas/lifecycle.js';
-import { findCustomer, findCustomerByEmail, insertCustomer, newCustomerConflict } from './customers.js';
+import { findCustomer, findCustomerByEmail, insertCustomer, resolveKeyCustomer } from './customers.js';
 import { findLicenseKey, isExpired, resolveActivationLimit, resolveExpiry } from './keys.js';
 
 async function lockKey(tx: Db, auth: AuthContext, productId: string, licenseKey: string): Promise<LicenseKey> {
@@ -221,18 +221,12 @@ export async function updateLicenseKey(db: Db, auth: AuthContext, body: UpdateKe
 
     if (body.customerId === null) {
       if (key.customerId !== null) changes.customerId = null;
-    } else if (body.customerId !== undefined) {
-      const customer = await findCustomer(tx, auth.accountId, body.customerId, { keyShare: true });
-      if (!customer) throw Errors.customerIdNotFound(body.customerId);
-      if (customer.id !== key.customerId) changes.customerId = customer.id;
-    } else if (body.newCustomer !== undefined) {
-      const customer = await insertCustomer(
-        tx,
-        auth.accountId,
-        body.newCustomer,
-        newCustomerConflict(body.newCustomer.email),
-      );
-      changes.customerId = customer.id;
+    } else {
+      const customer = await resolveKeyCustomer(tx, auth.accountId, {
+        customerId: body.customerId,
+        newCustomer: body.newCustomer,
+      });
+      if (customer && customer.id !== key.customerId) changes.customerId = customer.id;
     }
 
     if (maxActivations !== undefined && maxActivations !== key.maxActivations) changes.maxActivations = maxActivations;
