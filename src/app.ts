@@ -9,6 +9,7 @@ import { accessTokenAuth, adminTokenAuth } from './plugins/auth.js';
 import { clientErrorHandler, errorsPlugin, frameworkErrorHandler } from './plugins/errors.js';
 import { metricsPlugin } from './plugins/metrics.js';
 import { documentSecurity, openApiPlugin } from './plugins/openapi.js';
+import { callerPlugin } from './plugins/caller.js';
 import { rateLimitPlugin } from './plugins/rate-limit.js';
 import { adminRoutes } from './routes/admin.js';
 import { customerRoutes } from './routes/customers.js';
@@ -63,6 +64,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 
   await app.register(errorsPlugin, { bodyLimit: config.bodyLimit });
   // The limiter's onRequest hook must be the first one, ahead of every authentication hook.
+  await app.register(callerPlugin, { adminToken: config.adminToken, metricsToken: config.metricsToken });
   await app.register(rateLimitPlugin, {
     max: config.rateLimitPerMinute,
     redisUrl: config.redisUrl,
@@ -80,11 +82,10 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
 
   if (config.adminToken) {
-    const adminToken = config.adminToken;
     await app.register(
       async (adminApi) => {
         adminApi.addHook('onRoute', documentSecurity('adminToken'));
-        await adminApi.register(adminTokenAuth, { adminToken });
+        await adminApi.register(adminTokenAuth);
         await adminApi.register(adminRoutes);
       },
       { prefix: '/admin' },

@@ -3,7 +3,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { Errors } from '../lib/errors.js';
 import type { AuthContext, Scope } from '../lib/scopes.js';
-import { createTokenResolver } from '../services/access-tokens.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -21,17 +20,17 @@ declare module 'fastify' {
  */
 export const accessTokenAuth = fp(
   async (app: FastifyInstance) => {
-    const resolve = createTokenResolver(app.database.db);
     app.decorateRequest('auth', null as unknown as AuthContext);
     await app.register(bearerAuth, {
       keys: [],
       addHook: false,
       specCompliance: 'rfc6749', // the scheme word is case-insensitive (§1.2)
       verifyErrorLogLevel: 'debug',
-      auth: async (token: string, request: FastifyRequest) => {
-        const auth = await resolve(token);
-        if (!auth) return false;
-        request.auth = auth;
+      // The token was already resolved for the rate limiter (same parsing as bearer-auth's).
+      auth: async (_token: string, request: FastifyRequest) => {
+        const caller = await app.callerOf(request);
+        if (caller.kind !== 'access-token') return false;
+        request.auth = caller.auth;
         return true;
       },
     });
@@ -44,14 +43,15 @@ export const accessTokenAuth = fp(
   { name: 'keymint-access-token-auth' },
 );
 
-/** Admin-API authentication: the ADMIN_TOKEN, compared in constant time by bearer-auth. */
-export const adminTokenAuth = fp<{ adminToken: string }>(
-  async (app: FastifyInstance, options) => {
+/** Admin-API authentication: the ADMIN_TOKEN (compared in constant time by callerOf). */
+export const adminTokenAuth = fp(
+  async (app: FastifyInstance) => {
     await app.register(bearerAuth, {
+      keys: [],
       addHook: false,
-      keys: [options.adminToken],
       specCompliance: 'rfc6749',
       verifyErrorLogLevel: 'debug',
+      auth: async (_token: string, request: FastifyRequest) => (await app.callerOf(request)).kind === 'admin',
     });
     app.addHook('onRequest', app.verifyBearerAuth!);
   },

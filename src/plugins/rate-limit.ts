@@ -4,7 +4,6 @@ import fp from 'fastify-plugin';
 import { Redis } from 'ioredis';
 import { ConfigError } from '../config.js';
 import { Errors } from '../lib/errors.js';
-import { sha256Hex } from '../lib/ids.js';
 
 export interface RateLimitPluginOptions {
   /** Requests per client per one-minute window. */
@@ -20,16 +19,15 @@ const WINDOW_MS = 60_000;
 const EXEMPT_ROUTES = new Set(['/healthz', '/readyz']);
 
 /**
- * The client a request counts against: the presented credential (access, admin or metrics
- * token), hashed so no counter key holds a secret; without an Authorization header, the IP
- * (IPv6 clients by their /64, as one host usually owns the whole prefix).
+ * The client a request counts against (§7): a valid access token by its ID, the admin or the
+ * metrics token, and everything else — no credential, or one that is not valid — by client IP
+ * (IPv6 clients by their /64, as one host usually owns the whole prefix). Keying invalid
+ * credentials by IP means rotating made-up tokens does not escape the limit. No key holds a secret.
  */
-export function rateLimitKey(request: FastifyRequest): string {
-  const authorization = request.headers.authorization;
-  if (authorization) {
-    const credential = /^\s*bearer\s+(\S+)\s*$/i.exec(authorization)?.[1] ?? authorization;
-    return `token:${sha256Hex(credential)}`;
-  }
+export async function rateLimitKey(app: FastifyInstance, request: FastifyRequest): Promise<string> {
+  const caller = await app.callerOf(request);
+  if (caller.kind === 'access-token') return `token:${caller.auth.tokenId}`;
+  if (caller.kind === 'admin' || caller.kind === 'metrics') return caller.kind;
   return `ip:${normalizeIP(request.ip)}`;
 }
 
@@ -72,7 +70,7 @@ export const rateLimitPlugin = fp<RateLimitPluginOptions>(
       global: false,
       max: options.max,
       timeWindow: WINDOW_MS,
-      keyGenerator: rateLimitKey,
+      keyGenerator: (request: FastifyRequest) => rateLimitKey(app, request),
       ...(redis ? { redis, nameSpace: `${options.redisKeyPrefix}rate-limit:` } : { cache: 100_000 }),
     });
     const check = app.createRateLimit();

@@ -4,8 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import { sha256Hex } from '../../src/lib/ids.js';
-import { createTestApp, openTestDatabase, testConfig, type TestApp } from '../helpers/app.js';
+import { ADMIN_TOKEN, createTestApp, openTestDatabase, testConfig, type TestApp } from '../helpers/app.js';
+import { createAccessToken } from '../../src/services/admin.js';
 import { createTenant, createToken, type Tenant } from '../helpers/fixtures.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -103,13 +103,17 @@ describe('rate limits in one process', () => {
     expect((await call(t.app, lookup, newAddress())).statusCode).toBe(401);
   });
 
-  it('limits a wrong token before answering 401, on the public and the admin API', async () => {
+  it('counts invalid tokens per client address: rotating made-up tokens ends in 429 too', async () => {
     for (const url of [lookup, '/admin/products']) {
-      const wrong = `Bearer at_${randomBytes(24).toString('base64url')}`;
-      for (let i = 0; i < LIMIT; i++) expect((await call(t.app, url, newAddress(), wrong)).statusCode).toBe(401);
-      const limited = await call(t.app, url, newAddress(), wrong);
+      const address = newAddress();
+      const wrong = () => `Bearer at_${randomBytes(24).toString('base64url')}`;
+      for (let i = 0; i < LIMIT; i++) expect((await call(t.app, url, address, wrong())).statusCode).toBe(401);
+      const limited = await call(t.app, url, address, wrong());
       expect(limited.statusCode).toBe(429);
       expect(limited.json()).toEqual({ message: 'Too many requests', code: 3 });
+      // A valid token from the same address has a budget of its own.
+      const fresh = await createAccessToken(t.database.db, { name: 'fresh', accountId: tenant.accountId });
+      expect((await call(t.app, lookup, address, `Bearer ${fresh.token}`)).statusCode).toBe(404);
     }
   });
 
@@ -177,13 +181,20 @@ describe.skipIf(!redisUp)('rate limits shared through Redis', () => {
     expect((await call(a, '/key', address)).statusCode).toBe(429);
   });
 
-  it('keys the counters by a hash of the token, never the token itself', async () => {
-    const token = `at_${randomBytes(32).toString('base64url')}`;
-    await call(apps[0]!.app, '/key', newAddress(), `Bearer ${token}`);
+  it('keys the counters by token ID or client address, never by a secret', async () => {
+    const t0 = apps[0]!;
+    const valid = await createAccessToken(t0.database.db, { name: 'rate-limit keys' });
+    const wrong = `at_${randomBytes(32).toString('base64url')}`;
+    const address = newAddress();
+    await call(t0.app, '/key', newAddress(), `Bearer ${valid.token}`);
+    await call(t0.app, '/key', address, `Bearer ${wrong}`);
+    await call(t0.app, '/admin/products', newAddress(), `Bearer ${ADMIN_TOKEN}`);
     const keys = await redis.keys(`${prefix}*`);
-    expect(keys).toContain(`${prefix}rate-limit:token:${sha256Hex(token)}`);
-    expect(keys.some((key) => key.includes(token))).toBe(false);
-    const ttl = await redis.pttl(`${prefix}rate-limit:token:${sha256Hex(token)}`);
+    expect(keys).toContain(`${prefix}rate-limit:token:${valid.id}`);
+    expect(keys).toContain(`${prefix}rate-limit:ip:${address}`);
+    expect(keys).toContain(`${prefix}rate-limit:admin`);
+    expect(keys.some((key) => key.includes(valid.token) || key.includes(wrong) || key.includes(ADMIN_TOKEN))).toBe(false);
+    const ttl = await redis.pttl(`${prefix}rate-limit:token:${valid.id}`);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(60_000);
   });
