@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { and, count, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { customers, licenseKeys } from '../../src/db/schema/index.js';
-import { createTestApp, usingPostgres, type TestApp } from '../helpers/app.js';
+import { useTestApp, usingPostgres } from '../helpers/app.js';
 import { createTenant, type Tenant } from '../helpers/fixtures.js';
 import { request, startServer, type ServerProcess } from '../helpers/server-process.js';
 
@@ -24,11 +24,7 @@ const uniqueEmail = () => `race.${randomBytes(5).toString('hex')}@example.com`;
 
 // PGlite runs one query at a time, so nothing contends there: these tests need PostgreSQL.
 describe.skipIf(!usingPostgres)('create-key races (PostgreSQL)', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp();
-  });
-  afterAll(async () => t?.close());
+  const t = useTestApp();
 
   const customersWithEmail = async (tenant: Tenant, email: string) =>
     t.database.db

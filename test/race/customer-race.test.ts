@@ -1,18 +1,14 @@
 import { and, eq, sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { customers, licenseKeys } from '../../src/db/schema/index.js';
-import { createTestApp, usingPostgres, type TestApp } from '../helpers/app.js';
+import { useTestApp, usingPostgres } from '../helpers/app.js';
 import { client, createProduct, createTenant, createToken, type Tenant } from '../helpers/fixtures.js';
 
 const PARALLEL = 20;
 
 // PGlite runs one query at a time, so nothing contends there: these tests need PostgreSQL.
 describe.skipIf(!usingPostgres)('customer races (PostgreSQL)', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp();
-  });
-  afterAll(async () => t?.close());
+  const t = useTestApp();
 
   const rowsWithEmail = async (tenant: Tenant, email: string) =>
     t.database.db

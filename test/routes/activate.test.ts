@@ -1,7 +1,7 @@
 import { count, eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { customers, licenseKeys } from '../../src/db/schema/index.js';
-import { createTestApp, type TestApp } from '../helpers/app.js';
+import { createTestApp, useTestApp } from '../helpers/app.js';
 import {
   admin,
   client,
@@ -13,11 +13,7 @@ import {
   type Tenant,
 } from '../helpers/fixtures.js';
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => t.close());
+const t = useTestApp();
 
 const PAST = '2020-01-01T00:00:00Z';
 const HEX22 = /^[0-9a-f]{22}$/;

@@ -2,14 +2,10 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessTokens } from '../../src/db/schema/index.js';
 import { sha256Hex } from '../../src/lib/ids.js';
-import { ADMIN_TOKEN, createTestApp, type TestApp } from '../helpers/app.js';
+import { ADMIN_TOKEN, createTestApp, useTestApp, type TestApp } from '../helpers/app.js';
 import { admin, client, createKey, createProduct, createTenant, expectError, type Tenant } from '../helpers/fixtures.js';
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => t.close());
+const t = useTestApp();
 
 const INVALID = 'Invalid access token';
 const FORBIDDEN = 'Insufficient permissions for this operation';

@@ -3,12 +3,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { and, count, eq, sql } from 'drizzle-orm';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { openPostgres } from '../../src/db/client.js';
 import { migratePostgresDatabase } from '../../src/db/migrate.js';
 import { customers, licenseKeys } from '../../src/db/schema/index.js';
-import { ADMIN_TOKEN, createTestApp, testConfig, usingPostgres, type TestApp } from '../helpers/app.js';
+import { ADMIN_TOKEN, testConfig, useTestApp, usingPostgres } from '../helpers/app.js';
 import {
   admin,
   createKey,
@@ -22,11 +22,7 @@ import {
 } from '../helpers/fixtures.js';
 import { createFreshDatabase, request, startServer } from '../helpers/server-process.js';
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => t.close());
+const t = useTestApp();
 
 const DEFAULT_KEY = /^[A-Z0-9]{5}(-[A-Z0-9]{5}){3}$/;
 const HEX_ID = /^[0-9a-f]{22}$/;

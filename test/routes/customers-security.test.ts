@@ -1,13 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SCOPES } from '../../src/lib/scopes.js';
-import { ADMIN_TOKEN, createTestApp, type TestApp } from '../helpers/app.js';
+import { ADMIN_TOKEN, useTestApp } from '../helpers/app.js';
 import { client, createTenant, createToken, expectError, type Tenant } from '../helpers/fixtures.js';
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => t.close());
+const t = useTestApp();
 
 type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 

@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from '../helpers/app.js';
+import { describe, expect, it } from 'vitest';
+import { useTestApp } from '../helpers/app.js';
 import {
   client,
   createKey,
@@ -10,11 +10,7 @@ import {
   type Tenant,
 } from '../helpers/fixtures.js';
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => t.close());
+const t = useTestApp();
 
 const PATHS = ['/key/deactivate', '/deactivate-key'] as const;
 const DEACTIVATED = { message: 'Device deactivated', code: 0 };

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { and, eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { devices, licenseKeys } from '../../src/db/schema/index.js';
 import { newId } from '../../src/lib/ids.js';
-import { createTestApp, type TestApp } from '../helpers/app.js';
+import { useTestApp } from '../helpers/app.js';
 import {
   admin,
   client,
@@ -15,11 +15,7 @@ import {
   type Tenant,
 } from '../helpers/fixtures.js';
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => t.close());
+const t = useTestApp();
 
 const HEX_ID = /^[0-9a-f]{22}$/;
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError, Errors } from '../../src/lib/errors.js';
 import { recordActivation, recordActivationRefusal, recordKeysCreated } from '../../src/lib/metrics.js';
-import { createTestApp, type TestApp } from '../helpers/app.js';
+import { createTestApp, useTestApp, type TestApp } from '../helpers/app.js';
 import { admin, client, createTenant, expectError } from '../helpers/fixtures.js';
 
 const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
@@ -144,11 +144,7 @@ describe('GET /metrics without METRICS_TOKEN', () => {
 });
 
 describe('GET /metrics with METRICS_TOKEN', () => {
-  let t: TestApp;
-  beforeAll(async () => {
-    t = await createTestApp({ METRICS_TOKEN });
-  });
-  afterAll(async () => t.close());
+  const t = useTestApp({ METRICS_TOKEN });
 
   it('requires the token: missing, wrong or another credential gets 401/1', async () => {
     const tenant = await createTenant(t.app);

@@ -1,7 +1,7 @@
 import { and, count, eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { customers, licenseKeys } from '../../src/db/schema/index.js';
-import { createTestApp, type TestApp } from '../helpers/app.js';
+import { useTestApp } from '../helpers/app.js';
 import {
   client,
   createKey,
@@ -12,11 +12,7 @@ import {
   type Tenant,
 } from '../helpers/fixtures.js';
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(async () => t.close());
+const t = useTestApp();
 
 const UPDATED = { code: 0, message: 'License key updated', affectedCount: 1 };
 
