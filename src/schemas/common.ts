@@ -32,6 +32,15 @@ export const AllowedHostsSchema = Type.Array(HostIdSchema, { maxItems: 1000 });
 
 export const LicenseTypeSchema = Type.Union([Type.Literal('node-locked'), Type.Literal('floating')]);
 
+/** Key settings shared by create (§2.1) and update (§2.3): one definition of each constraint. */
+export const NullableActivationLimitSchema = Type.Union([ActivationLimitSchema, Type.Null()]);
+export const NullableExpiryDateSchema = Type.Union([IsoDateInputSchema, Type.Null()]);
+export const NullableMetadataSchema = Type.Union([MetadataInputSchema, Type.Null()]);
+export const NullableAllowedHostsSchema = Type.Union([AllowedHostsSchema, Type.Null()]);
+export const MaxConcurrentSessionsSchema = Type.Union([Type.Integer({ minimum: 1, maximum: INT32_MAX }), Type.Null()]);
+export const HeartbeatIntervalSchema = Type.Integer({ minimum: 60, maximum: INT32_MAX });
+export const SessionLeaseDurationSchema = Type.Integer({ minimum: 300, maximum: INT32_MAX });
+
 export const ErrorSchema = Type.Object(
   { message: Type.String(), code: Type.Integer() },
   { $id: 'Error', additionalProperties: false },

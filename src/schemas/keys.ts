@@ -1,19 +1,21 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { INT32_MAX } from '../lib/validation.js';
 import {
-  ActivationLimitSchema,
-  AllowedHostsSchema,
   CustomerIdInputSchema,
   EmailSchema,
   emptyAsOmitted,
+  HeartbeatIntervalSchema,
   Id,
-  IsoDateInputSchema,
   LicenseKeyInputSchema,
   LicenseTypeSchema,
-  MetadataInputSchema,
+  MaxConcurrentSessionsSchema,
   MetadataOutputSchema,
   NameSchema,
+  NullableActivationLimitSchema,
+  NullableAllowedHostsSchema,
+  NullableExpiryDateSchema,
+  NullableMetadataSchema,
   ProductIdSchema,
+  SessionLeaseDurationSchema,
   Timestamp,
 } from './common.js';
 
@@ -37,17 +39,17 @@ export const KeyFormatSchema = Type.Object({
 /** Body of `POST /key` and `POST /create-key`, fields in the order of the contract's table. */
 export const CreateKeyBodySchema = Type.Object({
   productId: ProductIdSchema,
-  usesPerKey: Type.Optional(Type.Union([ActivationLimitSchema, Type.Null()])),
-  maxActivations: Type.Optional(Type.Union([ActivationLimitSchema, Type.Null()])),
-  expiryDate: Type.Optional(Type.Union([IsoDateInputSchema, Type.Null()])),
+  usesPerKey: Type.Optional(NullableActivationLimitSchema),
+  maxActivations: Type.Optional(NullableActivationLimitSchema),
+  expiryDate: Type.Optional(NullableExpiryDateSchema),
   customerId: Type.Optional(emptyAsOmitted(CustomerIdInputSchema)),
   newCustomer: Type.Optional(NewCustomerSchema),
-  metadata: Type.Optional(Type.Union([MetadataInputSchema, Type.Null()])),
-  allowedHosts: Type.Optional(Type.Union([AllowedHostsSchema, Type.Null()])),
+  metadata: Type.Optional(NullableMetadataSchema),
+  allowedHosts: Type.Optional(NullableAllowedHostsSchema),
   licenseType: Type.Optional(LicenseTypeSchema),
-  maxConcurrentSessions: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: INT32_MAX }), Type.Null()])),
-  heartbeatInterval: Type.Optional(Type.Integer({ minimum: 60, maximum: INT32_MAX })),
-  sessionLeaseDuration: Type.Optional(Type.Integer({ minimum: 300, maximum: INT32_MAX })),
+  maxConcurrentSessions: Type.Optional(MaxConcurrentSessionsSchema),
+  heartbeatInterval: Type.Optional(HeartbeatIntervalSchema),
+  sessionLeaseDuration: Type.Optional(SessionLeaseDurationSchema),
   format: Type.Optional(KeyFormatSchema),
   amountKeys: Type.Optional(
     Type.Union([Type.String({ format: 'amount-keys' }), Type.Integer({ minimum: 1, maximum: 1000 })]),

@@ -1,19 +1,21 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { INT32_MAX } from '../lib/validation.js';
 import {
-  ActivationLimitSchema,
-  AllowedHostsSchema,
   CustomerIdInputSchema,
   EmailSchema,
   emptyAsOmitted,
+  HeartbeatIntervalSchema,
   HostIdSchema,
-  IsoDateInputSchema,
   LicenseKeyInputSchema,
   LicenseTypeSchema,
-  MetadataInputSchema,
+  MaxConcurrentSessionsSchema,
   MetadataOutputSchema,
   NameSchema,
+  NullableActivationLimitSchema,
+  NullableAllowedHostsSchema,
+  NullableExpiryDateSchema,
+  NullableMetadataSchema,
   ProductIdSchema,
+  SessionLeaseDurationSchema,
   Timestamp,
 } from './common.js';
 import { NewCustomerSchema } from './keys.js';
@@ -55,23 +57,21 @@ export const LifecycleMessageResponseSchema = Type.Object({
   code: Type.Literal(0),
 });
 
-const NullableLimit = Type.Union([ActivationLimitSchema, Type.Null()]);
-
 /** Body of `PATCH /key` (§2.3): omitted = unchanged, null clears where the table allows it. */
 export const UpdateKeyBodySchema = Type.Object({
   productId: ProductIdSchema,
   licenseKey: LicenseKeyInputSchema,
-  maxActivations: Type.Optional(NullableLimit),
-  usesPerKey: Type.Optional(NullableLimit),
-  expiryDate: Type.Optional(Type.Union([IsoDateInputSchema, Type.Null()])),
+  maxActivations: Type.Optional(NullableActivationLimitSchema),
+  usesPerKey: Type.Optional(NullableActivationLimitSchema),
+  expiryDate: Type.Optional(NullableExpiryDateSchema),
   customerId: Type.Optional(Type.Union([CustomerIdInputSchema, Type.Null()])),
   newCustomer: Type.Optional(NewCustomerSchema),
-  metadata: Type.Optional(Type.Union([MetadataInputSchema, Type.Null()])),
-  allowedHosts: Type.Optional(Type.Union([AllowedHostsSchema, Type.Null()])),
+  metadata: Type.Optional(NullableMetadataSchema),
+  allowedHosts: Type.Optional(NullableAllowedHostsSchema),
   licenseType: Type.Optional(LicenseTypeSchema),
-  maxConcurrentSessions: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: INT32_MAX }), Type.Null()])),
-  heartbeatInterval: Type.Optional(Type.Integer({ minimum: 60, maximum: INT32_MAX })),
-  sessionLeaseDuration: Type.Optional(Type.Integer({ minimum: 300, maximum: INT32_MAX })),
+  maxConcurrentSessions: Type.Optional(MaxConcurrentSessionsSchema),
+  heartbeatInterval: Type.Optional(HeartbeatIntervalSchema),
+  sessionLeaseDuration: Type.Optional(SessionLeaseDurationSchema),
 });
 export type UpdateKeyBody = Static<typeof UpdateKeyBodySchema>;
 
