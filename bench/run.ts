@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import autocannon from 'autocannon';
-import { sha256Hex } from '../src/lib/ids.js';
+import { sha256Hex } from '../src/lib/hashing.js';
 import { createFreshDatabase, request, startServer } from '../test/helpers/server-process.js';
 
 const run = promisify(execFile);

@@ -3,18 +3,18 @@ import type { TSchema } from '@sinclair/typebox';
 import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
-import { loggerOptions, RequestLogController, type LogDestination } from './lib/logger.js';
-import { compileValidator, type ValidationPart } from './lib/validation.js';
-import { accessTokenAuth, adminTokenAuth } from './plugins/auth.js';
-import { clientErrorHandler, errorsPlugin, frameworkErrorHandler } from './plugins/errors.js';
-import { metricsPlugin } from './plugins/metrics.js';
-import { documentSecurity, openApiPlugin } from './plugins/openapi.js';
-import { callerPlugin } from './plugins/caller.js';
-import { rateLimitPlugin } from './plugins/rate-limit.js';
-import { adminRoutes } from './routes/admin.js';
-import { customerRoutes } from './routes/customers.js';
-import { healthRoutes } from './routes/health.js';
-import { keyRoutes } from './routes/keys.js';
+import { accessTokenAuth, adminTokenAuth } from './http/auth.js';
+import { callerPlugin } from './http/caller.js';
+import { clientErrorHandler, errorsPlugin, frameworkErrorHandler } from './http/errors.js';
+import { type LogDestination, loggerOptions, RequestLogController } from './http/logger.js';
+import { metricsPlugin } from './http/metrics.js';
+import { documentSecurity, openApiPlugin } from './http/openapi.js';
+import { rateLimitPlugin } from './http/rate-limit.js';
+import { compileValidator, type ValidationPart } from './http/validation.js';
+import { adminRoutes } from './modules/admin/routes.js';
+import { customerRoutes } from './modules/customers/routes.js';
+import { healthRoutes } from './modules/health/routes.js';
+import { licenseRoutes } from './modules/licenses/routes.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -32,7 +32,10 @@ export interface BuildAppOptions {
   onRoute?: (route: RouteOptions) => void;
 }
 
-/** Builds the application without listening: server.ts listens, tests inject. */
+/**
+ * Builds the application without listening (server.ts listens, tests inject). Registration is
+ * explicit and ordered: the cross-cutting HTTP plugins first, then one line per module.
+ */
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
   const { config, database } = options;
   const app = Fastify({
@@ -72,12 +75,12 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
   await app.register(openApiPlugin, { metricsToken: Boolean(config.metricsToken) });
   await app.register(metricsPlugin, { token: config.metricsToken });
-  await app.register(healthRoutes);
 
+  await app.register(healthRoutes);
   await app.register(async (publicApi) => {
     publicApi.addHook('onRoute', documentSecurity('bearerAuth'));
     await publicApi.register(accessTokenAuth);
-    await publicApi.register(keyRoutes);
+    await publicApi.register(licenseRoutes);
     await publicApi.register(customerRoutes);
   });
 

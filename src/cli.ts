@@ -3,18 +3,12 @@ import { ConfigError, loadConfig } from './config.js';
 import type { Database } from './db/client.js';
 import { DataDirInUseError } from './db/data-dir-lock.js';
 import { openDatabase } from './db/open.js';
+import { withTransaction } from './db/unit-of-work.js';
 import { parseIsoDate } from './lib/dates.js';
 import { AppError } from './lib/errors.js';
-import {
-  createAccessToken,
-  createAccount,
-  createProduct,
-  listAccessTokens,
-  listAccounts,
-  listProducts,
-  revokeAccessToken,
-  updateProduct,
-} from './services/admin.js';
+import { createAccount, listAccounts } from './modules/admin/accounts.js';
+import { createProduct, listProducts, updateProduct } from './modules/admin/products.js';
+import { createAccessToken, listAccessTokens, revokeAccessToken } from './modules/admin/tokens.js';
 import { serve } from './server.js';
 
 const USAGE = `Usage: keymint-server <command> [options]
@@ -79,7 +73,8 @@ async function runAdminCommand(
   const key = `${group} ${action ?? ''}`.trim();
   switch (key) {
     case 'accounts create': {
-      const account = await createAccount(db, nameOption(str('name'), '--name'));
+      const name = nameOption(str('name'), '--name');
+      const account = await withTransaction(db, (tx) => createAccount(tx, name));
       return out(`Created account ${account.id} (${account.name})`, account);
     }
     case 'accounts list': {
@@ -87,11 +82,8 @@ async function runAdminCommand(
       return out(table(accounts), accounts);
     }
     case 'products create': {
-      const product = await createProduct(db, {
-        name: nameOption(str('name'), '--name'),
-        accountId: str('account'),
-        active: values.inactive ? false : true,
-      });
+      const input = { name: nameOption(str('name'), '--name'), accountId: str('account'), active: !values.inactive };
+      const product = await withTransaction(db, (tx) => createProduct(tx, input));
       return out(`Created product ${product.id} (${product.name}) in account ${product.accountId}`, product);
     }
     case 'products list': {
@@ -104,23 +96,25 @@ async function runAdminCommand(
       if (active !== undefined && active !== 'true' && active !== 'false') {
         throw new UsageError('--active takes true or false');
       }
-      const product = await updateProduct(db, id, {
+      const changes = {
         name: str('name') === undefined ? undefined : nameOption(str('name'), '--name'),
         active: active === undefined ? undefined : active === 'true',
-      });
+      };
+      const product = await withTransaction(db, (tx) => updateProduct(tx, id, changes));
       return out(`Updated product ${product.id}: name=${product.name} active=${product.active}`, product);
     }
     case 'tokens create': {
       const expires = str('expires-at');
       const expiresAt = expires === undefined ? undefined : parseIsoDate(expires);
       if (expires !== undefined && !expiresAt) throw new UsageError('--expires-at must be an ISO 8601 date');
-      const token = await createAccessToken(db, {
+      const input = {
         name: nameOption(str('name'), '--name'),
         accountId: str('account'),
         scopes: csv(str('scopes')),
         productIds: csv(str('products')),
         expiresAt,
-      });
+      };
+      const token = await withTransaction(db, (tx) => createAccessToken(tx, input));
       return out(
         `Created token ${token.id} (${token.name})\n` +
           `scopes:   ${token.scopes.join(', ')}\n` +
@@ -135,7 +129,7 @@ async function runAdminCommand(
     }
     case 'tokens revoke': {
       const id = required(positional[0], 'token ID');
-      await revokeAccessToken(db, id);
+      await withTransaction(db, (tx) => revokeAccessToken(tx, id));
       return out(`Revoked token ${id}`, { id, revoked: true });
     }
     default:

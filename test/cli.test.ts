@@ -7,7 +7,8 @@ import { like } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accounts } from '../src/db/schema/index.js';
 import { openDatabase } from '../src/db/open.js';
-import { newId, sha256Hex } from '../src/lib/ids.js';
+import { sha256Hex } from '../src/lib/hashing.js';
+import { newId } from '../src/lib/ids.js';
 import { usingPostgres } from './helpers/app.js';
 import { request, startServer, type ServerProcess } from './helpers/server-process.js';
 

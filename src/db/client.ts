@@ -1,18 +1,21 @@
+import { connect, type Socket } from 'node:net';
 import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import * as schema from './schema/index.js';
 import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
+import * as schema from './schema/index.js';
 
 export type Schema = typeof schema;
 /** Either driver's database; transactions (PgTransaction) are assignable to it too. */
 export type Db = PgDatabase<PgQueryResultHKT, Schema>;
 
 export interface PoolStats {
+  /** Connections open now. */
   size: number;
+  /** Connections the pool may open. */
   max: number;
 }
 
@@ -29,55 +32,69 @@ export interface PostgresOptions {
   poolSize?: number;
 }
 
-/**
- * drizzle sends its queries through `sql.unsafe(text, params, {prepare: false})`, an unnamed
- * statement that postgres.js describes before every execution: one extra round trip per query.
- * This wrapper makes every query (inside transactions too) a named, per-connection cached
- * prepared statement, which roughly doubles throughput on the insert path.
- */
-function preparedByDefault(client: postgres.Sql): postgres.Sql {
-  return new Proxy(client, {
-    get(target, property, receiver) {
-      if (property === 'unsafe') {
-        return (query: string, params?: unknown[], options?: Record<string, unknown>) =>
-          target.unsafe(query, params as postgres.ParameterOrJSON<never>[], {
-            ...options,
-            prepare: true,
-          });
-      }
-      if (property === 'begin') {
-        return (...args: unknown[]) => {
-          const callback = args.pop() as (tx: postgres.TransactionSql) => unknown;
-          return (target.begin as (...a: unknown[]) => Promise<unknown>)(
-            ...args,
-            (tx: postgres.TransactionSql) =>
-              callback(preparedByDefault(tx as unknown as postgres.Sql) as unknown as postgres.TransactionSql),
-          );
-        };
-      }
-      if (property === 'savepoint') {
-        return (...args: unknown[]) => {
-          const callback = args.pop() as (tx: postgres.Sql) => unknown;
-          const savepoint = (target as unknown as { savepoint: (...a: unknown[]) => Promise<unknown> })
-            .savepoint;
-          return savepoint(...args, (tx: postgres.Sql) => callback(preparedByDefault(tx)));
-        };
-      }
-      return Reflect.get(target, property, receiver);
-    },
-  });
+interface SocketOptions {
+  host: string[];
+  port: number[];
+  path?: string | false;
+  connect_timeout?: number;
 }
 
+/**
+ * postgres.js exposes no pool counters, so the pool's sockets are opened here (its `socket`
+ * option) and counted while open. Hosts of a multi-host URL are tried in order; TLS, when
+ * configured, is negotiated by postgres.js on the connected socket.
+ */
+function countedSockets(counter: { open: number }) {
+  const open = (options: SocketOptions, index: number): Promise<Socket> =>
+    new Promise((resolve, reject) => {
+      const socket = options.path
+        ? connect(options.path)
+        : connect({ host: options.host[index] ?? 'localhost', port: options.port[index] ?? 5432 });
+      const timer = setTimeout(
+        () => socket.destroy(new Error('connect timeout')),
+        (options.connect_timeout ?? 30) * 1000,
+      );
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.removeListener('error', reject);
+        counter.open++;
+        socket.once('close', () => counter.open--);
+        resolve(socket);
+      });
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+    });
+  return async (options: SocketOptions): Promise<Socket> => {
+    const hosts = options.path ? 1 : Math.max(options.host.length, 1);
+    for (let index = 0; ; index++) {
+      try {
+        return await open(options, index);
+      } catch (err) {
+        if (index + 1 >= hosts) throw err;
+      }
+    }
+  };
+}
+
+/**
+ * Queries built with drizzle's `.prepare()` run as named statements that each connection keeps
+ * (the hot paths); every other query is an unnamed statement, so statements of variable shape
+ * (a bulk insert of 1–1000 keys) never pile up in a connection's statement cache.
+ */
 export function openPostgres(options: PostgresOptions): Database {
   const max = options.poolSize ?? 10;
+  const counter = { open: 0 };
   const client = postgres(options.url, {
     max,
     onnotice: () => {},
     // Timestamps come back as text that JavaScript parses; in a zone other than UTC, PostgreSQL
     // writes old dates with a local-mean-time offset (+00:19:32) that Date cannot read.
     connection: { application_name: 'keymint-server', TimeZone: 'UTC' },
+    ...({ socket: countedSockets(counter) } as object),
   });
-  const db = drizzlePostgres(preparedByDefault(client), { schema, casing: 'snake_case' }) as unknown as Db;
+  const db = drizzlePostgres(client, { schema, casing: 'snake_case' }) as unknown as Db;
   return {
     kind: 'postgres',
     db,
@@ -88,8 +105,7 @@ export function openPostgres(options: PostgresOptions): Database {
       await client.end({ timeout: 5 });
     },
     poolStats() {
-      // postgres.js exposes no pool counters; open connections are reported by the server.
-      return { size: max, max };
+      return { size: counter.open, max };
     },
   };
 }
@@ -130,7 +146,8 @@ export async function openPglite(options: PgliteOptions): Promise<Database & { c
       }
     },
     poolStats() {
-      return { size: 1, max: 1 };
+      // One embedded connection, open while the database is.
+      return { size: pglite.closed ? 0 : 1, max: 1 };
     },
   };
 }

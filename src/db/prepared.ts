@@ -15,3 +15,14 @@ export function preparedOnce<T>(build: (db: Db) => T): (db: Db) => T {
     return statement;
   };
 }
+
+interface Preparable<T> {
+  prepare(name: string): { execute(): Promise<T> };
+}
+
+/**
+ * Runs a query of fixed shape as a named statement that the connection keeps: inside a
+ * transaction (where `preparedOnce` does not apply) the hot path's queries skip PostgreSQL's
+ * describe round trip on every execution after the first.
+ */
+export const executePrepared = <T>(query: Preparable<T>, name: string): Promise<T> => query.prepare(name).execute();

@@ -11,7 +11,7 @@ function utc(y: number, mo: number, d = 1, h = 0, mi = 0, s = 0, ms = 0): number
 }
 
 // The range every layer round-trips: PostgreSQL has no year 0, JavaScript's parser of the
-// driver's text output reads years below 100 as 19xx/20xx, and the output format (§1.9) has a
+// driver's text output reads years below 100 as 19xx/20xx, and the output format has a
 // four-digit year. Instants outside it are rejected rather than stored wrong or answered 500.
 const EARLIEST = utc(1000, 0);
 const LATEST = utc(10000, 0) - 1;
@@ -24,7 +24,7 @@ function daysInMonth(year: number, month: number): number {
 }
 
 /**
- * Parses the contract's date input (§1.9): an ISO 8601 date-time with a zone, or a bare date
+ * Parses the contract's date input (docs/api.md, "Conventions"): an ISO 8601 date-time with a zone, or a bare date
  * meaning midnight UTC. Impossible calendar dates and zone-less date-times are rejected.
  * Returns undefined when the value is not acceptable or falls outside the years 1000–9999 (UTC);
  * precision is truncated to milliseconds.
@@ -58,7 +58,7 @@ export function parseIsoDate(value: string): Date | undefined {
   return inRange(utc(y, m - 1, d, h, min, s, millis) - offsetMinutes * 60_000);
 }
 
-/** Same day-of-month and time next month, clamped to that month's last day (§1.9). */
+/** Same day-of-month and time next month, clamped to that month's last day. */
 export function addOneCalendarMonth(from: Date): Date {
   const year = from.getUTCFullYear();
   const month = from.getUTCMonth() + 1;

@@ -1,50 +1,93 @@
 /**
+ * Why a request was refused: a stable, machine-readable name that metrics (and later webhooks)
+ * use instead of matching message text. One reason per entry of the `Errors` factory below.
+ */
+export type ErrorReason =
+  | 'missing_params'
+  | 'invalid_field'
+  | 'invalid_json'
+  | 'bad_request'
+  | 'both_customer_fields'
+  | 'activation_limit_mismatch'
+  | 'invalid_token'
+  | 'forbidden'
+  | 'route_not_found'
+  | 'product_not_found_or_inactive'
+  | 'license_key_not_found'
+  | 'customer_not_found'
+  | 'account_not_found'
+  | 'product_not_found'
+  | 'token_not_found'
+  | 'device_not_found'
+  | 'floating'
+  | 'blocked'
+  | 'expired'
+  | 'customer_inactive'
+  | 'host_not_allowed'
+  | 'limit_reached'
+  | 'not_activated'
+  | 'customer_email_conflict'
+  | 'body_too_large'
+  | 'unsupported_media_type'
+  | 'rate_limited'
+  | 'server_error';
+
+/**
  * The one error type services throw. The error handler renders it as the contract's envelope
- * `{message, code}` with `status`; anything else becomes 500 `Server error`.
+ * `{message, code}` with `statusCode`; anything else becomes 500 `Server error`.
  */
 export class AppError extends Error {
   readonly statusCode: number;
   readonly code: number;
+  readonly reason: ErrorReason;
 
-  constructor(statusCode: number, code: number, message: string) {
+  constructor(statusCode: number, code: number, message: string, reason: ErrorReason) {
     super(message);
     this.name = 'AppError';
     this.statusCode = statusCode;
     this.code = code;
+    this.reason = reason;
   }
 }
 
+/** Every refusal the server answers with, its status, code and message (docs/api.md, "Errors"). */
 export const Errors = {
-  missingParams: () => new AppError(400, 1, 'Missing required params'),
-  invalidField: (field: string) => new AppError(400, 1, `Invalid ${field}`),
-  invalidJson: () => new AppError(400, 1, 'Invalid JSON body'),
-  badRequest: () => new AppError(400, 1, 'Bad request'),
-  bothCustomerFields: () => new AppError(400, 1, 'Cannot specify both customerId and newCustomer'),
-  activationLimitMismatch: () => new AppError(400, 1, 'usesPerKey and maxActivations must match'),
-  invalidToken: () => new AppError(401, 1, 'Invalid access token'),
-  forbidden: () => new AppError(403, 1, 'Insufficient permissions for this operation'),
-  notFound: () => new AppError(404, 1, 'Not found'),
-  productNotFoundOrInactive: () => new AppError(404, 1, 'Product not found or inactive'),
-  licenseKeyNotFound: () => new AppError(404, 1, 'License key not found'),
-  customerNotFound: () => new AppError(404, 1, 'Customer not found'),
-  customerIdNotFound: (id: string) => new AppError(404, 2, `Customer with ID ${id} not found`),
-  accountNotFound: () => new AppError(404, 1, 'Account not found'),
-  productNotFound: () => new AppError(404, 1, 'Product not found'),
-  tokenNotFound: () => new AppError(404, 1, 'Token not found'),
-  floatingMustCheckout: () => new AppError(403, 2, 'Floating licenses must use checkout'),
-  blocked: () => new AppError(403, 2, 'License key is blocked'),
-  expired: () => new AppError(403, 2, 'License key has expired'),
-  customerInactive: () => new AppError(403, 2, 'Customer is inactive'),
-  hostNotAllowed: () => new AppError(403, 2, 'Host not allowed for this license'),
-  activationLimitReached: () => new AppError(403, 2, 'Activation limit reached'),
-  notActivated: () => new AppError(403, 2, 'License not activated'),
-  deviceNotFound: () => new AppError(404, 1, 'Device not found'),
-  customerEmailConflict: () => new AppError(409, 1, 'Customer with this email already exists'),
+  missingParams: () => new AppError(400, 1, 'Missing required params', 'missing_params'),
+  invalidField: (field: string) => new AppError(400, 1, `Invalid ${field}`, 'invalid_field'),
+  invalidJson: () => new AppError(400, 1, 'Invalid JSON body', 'invalid_json'),
+  badRequest: () => new AppError(400, 1, 'Bad request', 'bad_request'),
+  bothCustomerFields: () =>
+    new AppError(400, 1, 'Cannot specify both customerId and newCustomer', 'both_customer_fields'),
+  activationLimitMismatch: () =>
+    new AppError(400, 1, 'usesPerKey and maxActivations must match', 'activation_limit_mismatch'),
+  invalidToken: () => new AppError(401, 1, 'Invalid access token', 'invalid_token'),
+  forbidden: () => new AppError(403, 1, 'Insufficient permissions for this operation', 'forbidden'),
+  notFound: () => new AppError(404, 1, 'Not found', 'route_not_found'),
+  productNotFoundOrInactive: () =>
+    new AppError(404, 1, 'Product not found or inactive', 'product_not_found_or_inactive'),
+  licenseKeyNotFound: () => new AppError(404, 1, 'License key not found', 'license_key_not_found'),
+  customerNotFound: () => new AppError(404, 1, 'Customer not found', 'customer_not_found'),
+  customerIdNotFound: (id: string) => new AppError(404, 2, `Customer with ID ${id} not found`, 'customer_not_found'),
+  accountNotFound: () => new AppError(404, 1, 'Account not found', 'account_not_found'),
+  productNotFound: () => new AppError(404, 1, 'Product not found', 'product_not_found'),
+  tokenNotFound: () => new AppError(404, 1, 'Token not found', 'token_not_found'),
+  floatingMustCheckout: () => new AppError(403, 2, 'Floating licenses must use checkout', 'floating'),
+  blocked: () => new AppError(403, 2, 'License key is blocked', 'blocked'),
+  expired: () => new AppError(403, 2, 'License key has expired', 'expired'),
+  customerInactive: () => new AppError(403, 2, 'Customer is inactive', 'customer_inactive'),
+  hostNotAllowed: () => new AppError(403, 2, 'Host not allowed for this license', 'host_not_allowed'),
+  activationLimitReached: () => new AppError(403, 2, 'Activation limit reached', 'limit_reached'),
+  notActivated: () => new AppError(403, 2, 'License not activated', 'not_activated'),
+  deviceNotFound: () => new AppError(404, 1, 'Device not found', 'device_not_found'),
+  customerEmailConflict: () =>
+    new AppError(409, 1, 'Customer with this email already exists', 'customer_email_conflict'),
   newCustomerEmailConflict: (email: string) =>
-    new AppError(409, 2, `CONFLICT: Customer email ${email} already exists.`),
-  bodyTooLarge: () => new AppError(413, 1, 'Request body too large'),
-  unsupportedMediaType: () => new AppError(415, 1, 'Content-Type must be application/json'),
-  tooManyRequests: () => new AppError(429, 3, 'Too many requests'),
+    new AppError(409, 2, `CONFLICT: Customer email ${email} already exists.`, 'customer_email_conflict'),
+  bodyTooLarge: () => new AppError(413, 1, 'Request body too large', 'body_too_large'),
+  unsupportedMediaType: () =>
+    new AppError(415, 1, 'Content-Type must be application/json', 'unsupported_media_type'),
+  tooManyRequests: () => new AppError(429, 3, 'Too many requests', 'rate_limited'),
+  serverError: () => new AppError(500, 1, 'Server error', 'server_error'),
 } as const;
 
 export const SERVER_ERROR_BODY = { message: 'Server error', code: 1 } as const;

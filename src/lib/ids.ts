@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 
 const ID_BYTES = 11;
 // Several IDs per CSPRNG call: one randomBytes() per ID was a visible share of a request's CPU.
@@ -6,7 +6,7 @@ const POOL_BYTES = ID_BYTES * 256;
 let pool = Buffer.alloc(0);
 let offset = 0;
 
-/** Object IDs: 22 lowercase hex chars, 11 bytes from the CSPRNG (contract §1.7). */
+/** Object IDs: 22 lowercase hex chars, 11 bytes from the CSPRNG. */
 export function newId(): string {
   if (offset + ID_BYTES > pool.length) {
     pool = randomBytes(POOL_BYTES);
@@ -19,6 +19,3 @@ export function newId(): string {
 
 /** Access tokens: `at_` + 32 random bytes in base64url (43 chars). */
 export const newAccessToken = (): string => `at_${randomBytes(32).toString('base64url')}`;
-
-export const sha256Hex = (value: string): string =>
-  createHash('sha256').update(value, 'utf8').digest('hex');

@@ -22,7 +22,7 @@ export interface KeyFormat {
 export const DEFAULT_CHARSET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 
 /**
- * Applies `case` to the charset and drops duplicate characters (§1.8). Returns undefined when
+ * Applies `case` to the charset and drops duplicate characters (docs/api.md, "License key format"). Returns undefined when
  * fewer than two distinct characters remain.
  */
 export function resolveKeyFormat(input?: KeyFormatInput): KeyFormat | undefined {

@@ -15,7 +15,7 @@ export interface AuthContext {
   tokenId: string;
   accountId: string;
   scopes: ReadonlySet<string>;
-  /** null = every product of the account (§1.10). */
+  /** null = every product of the account. */
   productIds: readonly string[] | null;
 }
 

@@ -1,6 +1,6 @@
 import type { TSchema } from '@sinclair/typebox';
 
-/** Legacy (v1) response names (§1.11): one mapping, applied to documents and their schemas. */
+/** Legacy (v1) response names (docs/api.md, "Legacy v1 paths"): one mapping, applied to documents and their schemas. */
 const V1_NAMES: Readonly<Record<string, string>> = {
   productId: 'product_id',
   maxActivations: 'max_activations',

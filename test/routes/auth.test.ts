@@ -1,7 +1,7 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessTokens } from '../../src/db/schema/index.js';
-import { sha256Hex } from '../../src/lib/ids.js';
+import { sha256Hex } from '../../src/lib/hashing.js';
 import { ADMIN_TOKEN, createTestApp, useTestApp, type TestApp } from '../helpers/app.js';
 import { admin, client, createKey, createProduct, createTenant, expectError, type Tenant } from '../helpers/fixtures.js';
 

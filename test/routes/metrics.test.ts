@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AppError, Errors } from '../../src/lib/errors.js';
-import { recordActivation, recordActivationRefusal, recordKeysCreated } from '../../src/lib/metrics.js';
+import { type AppError, Errors } from '../../src/lib/errors.js';
+import { recordActivation, recordActivationRefusal, recordKeysCreated } from '../../src/modules/licenses/metrics.js';
 import { createTestApp, useTestApp, type TestApp } from '../helpers/app.js';
 import { admin, client, createTenant, expectError } from '../helpers/fixtures.js';
 
@@ -117,14 +117,14 @@ describe('GET /metrics without METRICS_TOKEN', () => {
     expect(delta('keymint_activations_total', { outcome: 'limit_reached' })).toBe(2);
   });
 
-  it('labels a thrown activation refusal by its contract message, and ignores other errors', async () => {
+  it('labels a thrown activation refusal by its reason, and ignores other errors', async () => {
     const refusals: [AppError, string][] = [
-      [new AppError(403, 2, 'Activation limit reached'), 'limit_reached'],
-      [new AppError(403, 2, 'License key is blocked'), 'blocked'],
-      [new AppError(403, 2, 'License key has expired'), 'expired'],
-      [new AppError(403, 2, 'Customer is inactive'), 'customer_inactive'],
-      [new AppError(403, 2, 'Host not allowed for this license'), 'host_not_allowed'],
-      [new AppError(403, 2, 'Floating licenses must use checkout'), 'floating'],
+      [Errors.activationLimitReached(), 'limit_reached'],
+      [Errors.blocked(), 'blocked'],
+      [Errors.expired(), 'expired'],
+      [Errors.customerInactive(), 'customer_inactive'],
+      [Errors.hostNotAllowed(), 'host_not_allowed'],
+      [Errors.floatingMustCheckout(), 'floating'],
       [Errors.licenseKeyNotFound(), 'not_found'],
     ];
     const before = await scrape();

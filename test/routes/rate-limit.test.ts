@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { ADMIN_TOKEN, createTestApp, openTestDatabase, testConfig, type TestApp } from '../helpers/app.js';
-import { createAccessToken } from '../../src/services/admin.js';
+import { createAccessToken } from '../../src/modules/admin/tokens.js';
 import { createTenant, createToken, type Tenant } from '../helpers/fixtures.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';

@@ -1,10 +1,8 @@
-import { index, boolean, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { KEY_SETTING_DEFAULTS, type LicenseType } from '../../modules/licenses/policy.js';
 import { accounts } from './accounts.js';
 import { customers } from './customers.js';
 import { products } from './products.js';
-
-export const LICENSE_TYPES = ['node-locked', 'floating'] as const;
-export type LicenseType = (typeof LICENSE_TYPES)[number];
 
 export const licenseKeys = pgTable(
   'license_keys',
@@ -24,10 +22,10 @@ export const licenseKeys = pgTable(
     customerId: text().references(() => customers.id, { onDelete: 'cascade' }),
     metadata: jsonb().$type<Record<string, unknown>>(),
     allowedHosts: text().array(),
-    licenseType: text().$type<LicenseType>().notNull().default('node-locked'),
+    licenseType: text().$type<LicenseType>().notNull().default(KEY_SETTING_DEFAULTS.licenseType),
     maxConcurrentSessions: integer(),
-    heartbeatInterval: integer().notNull().default(300),
-    sessionLeaseDuration: integer().notNull().default(900),
+    heartbeatInterval: integer().notNull().default(KEY_SETTING_DEFAULTS.heartbeatInterval),
+    sessionLeaseDuration: integer().notNull().default(KEY_SETTING_DEFAULTS.sessionLeaseDuration),
     blocked: boolean().notNull().default(false),
     createdAt: timestamp({ precision: 3, withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp({ precision: 3, withTimezone: true }).notNull().defaultNow(),

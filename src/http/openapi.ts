@@ -1,0 +1,123 @@
+import { readFileSync } from 'node:fs';
+import swagger from '@fastify/swagger';
+import scalar from '@scalar/fastify-api-reference';
+import type { FastifyInstance, RouteOptions } from 'fastify';
+import fp from 'fastify-plugin';
+import { EMPTY_AS_OMITTED } from './validation.js';
+
+export interface OpenApiPluginOptions {
+  /** Whether `GET /metrics` asks for METRICS_TOKEN (documents the scheme). */
+  metricsToken: boolean;
+}
+
+export type SecuritySchemeName = 'bearerAuth' | 'adminToken';
+
+/** The validator's own string formats, explained for readers of the document. */
+const FORMAT_DESCRIPTIONS: Record<string, string> = {
+  'iso-date': 'ISO 8601 date-time with zone, or a date (YYYY-MM-DD, midnight UTC)',
+  'activation-limit': 'Decimal integer from 1 to 2147483647, as a string',
+  'amount-keys': 'Decimal integer from 1 to 1000, as a string',
+  'page-number': 'Decimal integer of at least 1, as a string',
+  'positive-integer': 'Decimal integer of at least 1, as a string',
+};
+
+/**
+ * A copy of a route schema for the document: custom formats get a description, and the
+ * validator's `x-empty-as-omitted` keyword becomes a sentence. structuredClone also leaves the
+ * TypeBox `Kind` symbols behind; the route keeps validating with the originals.
+ */
+function documentedSchema(schema: unknown): unknown {
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (node === null || typeof node !== 'object') return;
+    const record = node as Record<string, unknown>;
+    const format = typeof record.format === 'string' ? FORMAT_DESCRIPTIONS[record.format] : undefined;
+    if (format && record.description === undefined) record.description = format;
+    if (record[EMPTY_AS_OMITTED] === true) {
+      delete record[EMPTY_AS_OMITTED];
+      record.description = [record.description, 'An empty string counts as omitted.'].filter(Boolean).join('. ');
+    }
+    Object.values(record).forEach(visit);
+  };
+  const copy = structuredClone(schema);
+  visit(copy);
+  return copy;
+}
+
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
+/**
+ * An onRoute hook for an authenticated plugin context: every route registered there is
+ * documented with that context's bearer scheme, unless the route names its own.
+ */
+export function documentSecurity(scheme: SecuritySchemeName) {
+  return (route: RouteOptions) => {
+    if (route.schema?.security) return;
+    route.schema = { ...route.schema, security: [{ [scheme]: [] }] };
+  };
+}
+
+/**
+ * The OpenAPI 3.1 document at `GET /openapi.json`, generated from the routes' TypeBox schemas,
+ * and the interactive reference (Scalar) at `/docs`. Register before any route.
+ */
+export const openApiPlugin = fp<OpenApiPluginOptions>(
+  async (app: FastifyInstance, options) => {
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: {
+          title: 'keymint-server',
+          version,
+          description:
+            'Self-hosted license-key server speaking the KeyMint API. Errors are `{"message", "code"}`; ' +
+            'every endpoint is rate limited per token (per IP without one) and answers 429 with `Retry-After`.',
+        },
+        components: {
+          securitySchemes: {
+            bearerAuth: {
+              type: 'http',
+              scheme: 'bearer',
+              description: 'An access token (`at_…`) created through the admin API or the CLI.',
+            },
+            adminToken: {
+              type: 'http',
+              scheme: 'bearer',
+              description: 'The ADMIN_TOKEN the server was started with.',
+            },
+            ...(options.metricsToken
+              ? { metricsToken: { type: 'http', scheme: 'bearer', description: 'The METRICS_TOKEN.' } }
+              : {}),
+          },
+        },
+      },
+      transform: ({ schema, url }) => ({
+        schema: {
+          ...(documentedSchema(schema ?? {}) as object),
+          // A route without a scheme of its own needs no credentials.
+          security: schema?.security ?? [],
+        },
+        url,
+      }),
+    });
+
+    app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+    await app.register(scalar, {
+      routePrefix: '/docs',
+      configuration: {
+        url: '/openapi.json',
+        pageTitle: 'keymint-server API',
+        // A self-hosted server's docs call out to nothing: no hosted AI, MCP, telemetry or web fonts.
+        agent: { disabled: true },
+        mcp: { disabled: true },
+        telemetry: false,
+        withDefaultFonts: false,
+        showDeveloperTools: 'never',
+      },
+    });
+  },
+  { name: 'keymint-openapi' },
+);

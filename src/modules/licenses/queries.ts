@@ -1,0 +1,292 @@
+import { and, asc, eq, sql } from 'drizzle-orm';
+import type { Db } from '../../db/client.js';
+import { executePrepared, preparedOnce } from '../../db/prepared.js';
+import { customers, devices, type LicenseKey, licenseKeys, products } from '../../db/schema/index.js';
+import { pgErrorCode } from '../../lib/errors.js';
+import { newId } from '../../lib/ids.js';
+import { generateLicenseKey, type KeyFormat } from '../../lib/key-format.js';
+import { type AuthContext, canSeeProduct } from '../../lib/scopes.js';
+
+/** Data access of license keys and their devices. */
+
+export type NewKeySettings = Omit<typeof licenseKeys.$inferInsert, 'id' | 'key' | 'customerId'>;
+
+/** Active product of the caller's account that the token may use, or undefined. */
+export async function findUsableProduct(db: Db, auth: AuthContext, productId: string) {
+  if (!canSeeProduct(auth, productId)) return undefined;
+  const [product] = await db
+    .select({ id: products.id })
+    .from(products)
+    .where(and(eq(products.id, productId), eq(products.accountId, auth.accountId), eq(products.active, true)))
+    .limit(1);
+  return product;
+}
+
+const MAX_DRAWS_PER_KEY = 10;
+
+/**
+ * Inserts `amount` keys drawn from `format`. A key already taken in the product (by anyone,
+ * committed or concurrent) is skipped and drawn again; the unique index on (product, key) is the
+ * arbiter. Returns the keys inserted, or fewer when the key space ran out of free keys.
+ */
+export async function insertUniqueKeys(
+  db: Db,
+  base: Omit<typeof licenseKeys.$inferInsert, 'id' | 'key'>,
+  format: KeyFormat,
+  amount: number,
+): Promise<{ id: string; key: string }[]> {
+  const created: { id: string; key: string }[] = [];
+  const taken = new Set<string>();
+  for (let round = 0; round < MAX_DRAWS_PER_KEY && created.length < amount; round++) {
+    const wanted = new Set<string>();
+    for (let i = 0; wanted.size < amount - created.length && i < (amount - created.length) * 4; i++) {
+      const candidate = generateLicenseKey(format);
+      if (!taken.has(candidate)) wanted.add(candidate);
+    }
+    if (wanted.size === 0) continue;
+    // Sorted, so that two statements racing for the same keys lock them in the same order.
+    const inserted = await db
+      .insert(licenseKeys)
+      .values([...wanted].sort().map((key) => ({ ...base, id: newId(), key })))
+      .onConflictDoNothing({ target: [licenseKeys.productId, licenseKeys.key] })
+      .returning({ id: licenseKeys.id, key: licenseKeys.key });
+    const byKey = new Map(inserted.map((row) => [row.key, row]));
+    // In draw order, as the keys are answered.
+    for (const key of wanted) {
+      const row = byKey.get(key);
+      if (row) {
+        created.push(row);
+        taken.add(key);
+      }
+    }
+  }
+  return created;
+}
+
+/** A typed statement parameter (the select list of INSERT … SELECT gives PostgreSQL no type). */
+const param = (name: string, type: string) => sql`cast(${sql.placeholder(name)} as ${sql.raw(type)})`;
+
+/**
+ * One key for an existing (or no) customer as ONE statement: the product check, the customer
+ * check and the insert happen in `INSERT … SELECT`, atomic on its own, so the request costs a
+ * single round trip instead of BEGIN, two reads, the insert and COMMIT. No row back means
+ * "product or customer missing, or the key was taken".
+ */
+const singleKeyInsert = preparedOnce((db) =>
+  db
+    .insert(licenseKeys)
+    .select(
+      db
+        .select({
+          id: param('id', 'text').as('id'),
+          accountId: products.accountId,
+          productId: products.id,
+          key: param('key', 'text').as('key'),
+          maxActivations: param('maxActivations', 'integer').as('maxActivations'),
+          expiresAt: param('expiresAt', 'timestamptz').as('expiresAt'),
+          customerId: sql`${customers.id}`.as('customerId'),
+          metadata: param('metadata', 'jsonb').as('metadata'),
+          allowedHosts: param('allowedHosts', 'text[]').as('allowedHosts'),
+          licenseType: param('licenseType', 'text').as('licenseType'),
+          maxConcurrentSessions: param('maxConcurrentSessions', 'integer').as('maxConcurrentSessions'),
+          heartbeatInterval: param('heartbeatInterval', 'integer').as('heartbeatInterval'),
+          sessionLeaseDuration: param('sessionLeaseDuration', 'integer').as('sessionLeaseDuration'),
+          blocked: sql`false`.as('blocked'),
+          createdAt: param('now', 'timestamptz').as('createdAt'),
+          updatedAt: param('now', 'timestamptz').as('updatedAt'),
+        })
+        .from(products)
+        .leftJoin(
+          customers,
+          and(eq(customers.id, sql.placeholder('customerId')), eq(customers.accountId, products.accountId)),
+        )
+        .where(
+          and(
+            eq(products.id, sql.placeholder('productId')),
+            eq(products.accountId, sql.placeholder('accountId')),
+            eq(products.active, true),
+            sql`(${param('customerId', 'text')} is null or ${customers.id} is not null)`,
+          ),
+        ),
+    )
+    .onConflictDoNothing({ target: [licenseKeys.productId, licenseKeys.key] })
+    .returning({ id: licenseKeys.id, key: licenseKeys.key })
+    .prepare('insert_single_license_key'),
+);
+
+/** The single-statement insert; undefined when it inserted nothing (see above). */
+export async function tryInsertSingleKey(
+  db: Db,
+  settings: NewKeySettings,
+  customerId: string | null,
+  format: KeyFormat,
+): Promise<{ id: string; key: string } | undefined> {
+  const now = (settings.createdAt ?? new Date()).toISOString();
+  try {
+    const [row] = await singleKeyInsert(db).execute({
+      id: newId(),
+      key: generateLicenseKey(format),
+      maxActivations: settings.maxActivations ?? null,
+      expiresAt: settings.expiresAt ? settings.expiresAt.toISOString() : null,
+      metadata: settings.metadata == null ? null : JSON.stringify(settings.metadata),
+      allowedHosts: settings.allowedHosts ?? null,
+      licenseType: settings.licenseType,
+      maxConcurrentSessions: settings.maxConcurrentSessions ?? null,
+      heartbeatInterval: settings.heartbeatInterval,
+      sessionLeaseDuration: settings.sessionLeaseDuration,
+      now,
+      customerId,
+      productId: settings.productId,
+      accountId: settings.accountId,
+    });
+    return row;
+  } catch (err) {
+    // The customer was deleted between the statement's snapshot and its foreign-key check.
+    if (pgErrorCode(err) === '23503') return undefined;
+    throw err;
+  }
+}
+
+/**
+ * The key of a product in the caller's account (and token), locked (`FOR UPDATE`) until the
+ * transaction ends: every check-then-act on a key runs on this row.
+ */
+export async function lockLicenseKey(
+  tx: Db,
+  auth: AuthContext,
+  lookup: { productId: string; licenseKey: string },
+): Promise<LicenseKey | undefined> {
+  if (!canSeeProduct(auth, lookup.productId)) return undefined;
+  const query = tx
+    .select({ key: licenseKeys })
+    .from(licenseKeys)
+    .innerJoin(products, eq(products.id, licenseKeys.productId))
+    .where(
+      and(
+        eq(licenseKeys.productId, lookup.productId),
+        eq(licenseKeys.key, lookup.licenseKey),
+        eq(licenseKeys.accountId, auth.accountId),
+        eq(products.active, true),
+      ),
+    )
+    .limit(1)
+    .for('update', { of: licenseKeys });
+  const [row] = await executePrepared(query, 'lock_license_key');
+  return row?.key;
+}
+
+const keyWithCustomer = preparedOnce((db) =>
+  db
+    .select({
+      key: licenseKeys,
+      customer: { id: customers.id, name: customers.name, email: customers.email, active: customers.active },
+    })
+    .from(licenseKeys)
+    .innerJoin(products, eq(products.id, licenseKeys.productId))
+    .leftJoin(customers, eq(customers.id, licenseKeys.customerId))
+    .where(
+      and(
+        eq(licenseKeys.productId, sql.placeholder('productId')),
+        eq(licenseKeys.key, sql.placeholder('licenseKey')),
+        eq(licenseKeys.accountId, sql.placeholder('accountId')),
+        eq(products.active, true),
+      ),
+    )
+    .limit(1)
+    .prepare('license_key_with_customer'),
+);
+
+/** A key (of an active product of the account) with its customer's short record. */
+export async function findKeyWithCustomer(db: Db, accountId: string, lookup: { productId: string; licenseKey: string }) {
+  const [row] = await keyWithCustomer(db).execute({ ...lookup, accountId });
+  return row;
+}
+
+const devicesOfKey = preparedOnce((db) =>
+  db
+    .select()
+    .from(devices)
+    .where(eq(devices.licenseKeyId, sql.placeholder('licenseKeyId')))
+    .orderBy(asc(devices.activatedAt), asc(devices.id))
+    .prepare('devices_of_license_key'),
+);
+
+/** A key's devices, oldest activation first. */
+export const listDevices = (db: Db, licenseKeyId: string) => devicesOfKey(db).execute({ licenseKeyId });
+
+export interface NewDevice {
+  hostId: string;
+  deviceTag: string | null;
+  ipAddress: string | null;
+}
+
+/**
+ * Records a device in one statement, run under the key's row lock: nothing is inserted when the
+ * host is already active on the key (unique index) or the key already holds `maxActivations`
+ * devices. Returns whether a device was recorded.
+ */
+export async function insertDeviceWithinLimit(tx: Db, key: LicenseKey, device: NewDevice): Promise<boolean> {
+  const values = { id: newId(), licenseKeyId: key.id, ...device, activatedAt: new Date() };
+  if (key.maxActivations === null) {
+    const query = tx
+      .insert(devices)
+      .values(values)
+      .onConflictDoNothing({ target: [devices.licenseKeyId, devices.hostId] })
+      .returning({ id: devices.id });
+    return (await executePrepared(query, 'insert_device')).length > 0;
+  }
+  const text = (value: string | null) => sql`cast(${value} as text)`;
+  const query = tx
+    .insert(devices)
+    .select(
+      tx
+        .select({
+          id: text(values.id).as('id'),
+          licenseKeyId: licenseKeys.id,
+          hostId: text(values.hostId).as('host_id'),
+          deviceTag: text(values.deviceTag).as('device_tag'),
+          ipAddress: text(values.ipAddress).as('ip_address'),
+          activatedAt: sql`cast(${values.activatedAt.toISOString()} as timestamptz)`.as('activated_at'),
+        })
+        .from(licenseKeys)
+        .where(
+          and(
+            eq(licenseKeys.id, key.id),
+            sql`(select count(*) from ${devices} where ${devices.licenseKeyId} = ${key.id}) < ${key.maxActivations}`,
+          ),
+        ),
+    )
+    .onConflictDoNothing({ target: [devices.licenseKeyId, devices.hostId] })
+    .returning({ id: devices.id });
+  return (await executePrepared(query, 'insert_device_within_limit')).length > 0;
+}
+
+/** Whether `hostId` is active on the key. */
+export async function hasDevice(tx: Db, licenseKeyId: string, hostId: string): Promise<boolean> {
+  const query = tx
+    .select({ id: devices.id })
+    .from(devices)
+    .where(and(eq(devices.licenseKeyId, licenseKeyId), eq(devices.hostId, hostId)))
+    .limit(1);
+  return (await executePrepared(query, 'device_of_key_by_host')).length > 0;
+}
+
+/** Deletes one device of the key, or every device when `hostId` is undefined; the hosts removed. */
+export async function deleteDevices(tx: Db, licenseKeyId: string, hostId: string | undefined): Promise<string[]> {
+  const removed = await tx
+    .delete(devices)
+    .where(
+      hostId === undefined
+        ? eq(devices.licenseKeyId, licenseKeyId)
+        : and(eq(devices.licenseKeyId, licenseKeyId), eq(devices.hostId, hostId)),
+    )
+    .returning({ hostId: devices.hostId });
+  return removed.map((row) => row.hostId);
+}
+
+export async function updateLicenseKeyRow(tx: Db, licenseKeyId: string, changes: Partial<typeof licenseKeys.$inferInsert>) {
+  await tx
+    .update(licenseKeys)
+    .set({ ...changes, updatedAt: new Date() })
+    .where(eq(licenseKeys.id, licenseKeyId));
+}
