@@ -30,10 +30,7 @@ interface Figures {
   failures: number;
 }
 
-async function http(
-  name: string,
-  options: autocannon.Options,
-): Promise<Figures> {
+async function http(name: string, options: autocannon.Options): Promise<Figures> {
   const result = await autocannon({ connections: CONNECTIONS, duration: DURATION, ...options });
   return {
     name,
@@ -49,7 +46,12 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function pgbench(name: string, databaseUrl: string, script: string, variables: Record<string, string>): Promise<Figures> {
+async function pgbench(
+  name: string,
+  databaseUrl: string,
+  script: string,
+  variables: Record<string, string>,
+): Promise<Figures> {
   const binDir = readdirSync('/usr/lib/postgresql').sort().reverse()[0];
   const binary = binDir ? `/usr/lib/postgresql/${binDir}/bin/pgbench` : 'pgbench';
   const dir = mkdtempSync(join(tmpdir(), 'keymint-pgbench-'));
@@ -58,9 +60,24 @@ async function pgbench(name: string, databaseUrl: string, script: string, variab
     writeFileSync(file, script);
     const url = new URL(databaseUrl);
     const args = [
-      '-n', '-M', 'prepared', '-c', String(CONNECTIONS), '-j', '2', '-T', String(DURATION), '-l',
-      '-f', file,
-      '-h', url.hostname, '-p', url.port || '5432', '-U', decodeURIComponent(url.username || 'postgres'),
+      '-n',
+      '-M',
+      'prepared',
+      '-c',
+      String(CONNECTIONS),
+      '-j',
+      '2',
+      '-T',
+      String(DURATION),
+      '-l',
+      '-f',
+      file,
+      '-h',
+      url.hostname,
+      '-p',
+      url.port || '5432',
+      '-U',
+      decodeURIComponent(url.username || 'postgres'),
       ...Object.entries(variables).flatMap(([key, value]) => ['-D', `${key}=${value}`]),
       url.pathname.slice(1),
     ];
@@ -116,7 +133,9 @@ const fmt = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFix
 
 function print(rows: Figures[]) {
   console.log('');
-  console.log(`${'scenario'.padEnd(34)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'failed'.padStart(7)}`);
+  console.log(
+    `${'scenario'.padEnd(34)} ${'req/s'.padStart(9)} ${'p50 ms'.padStart(8)} ${'p99 ms'.padStart(8)} ${'failed'.padStart(7)}`,
+  );
   for (const row of rows) {
     console.log(
       `${row.name.padEnd(34)} ${fmt(row.rps).padStart(9)} ${fmt(row.p50, 2).padStart(8)} ${fmt(row.p99, 2).padStart(8)} ${String(row.failures).padStart(7)}`,
@@ -144,7 +163,9 @@ async function main() {
     if (created.status !== 200) throw new Error(`create-key failed: ${JSON.stringify(created.body)}`);
     const licenseKey = created.body.key as string;
 
-    console.log(`keymint-server bench: ${CONNECTIONS} connections, ${DURATION} s per scenario, PostgreSQL ${new URL(database.url).host}`);
+    console.log(
+      `keymint-server bench: ${CONNECTIONS} connections, ${DURATION} s per scenario, PostgreSQL ${new URL(database.url).host}`,
+    );
     const rows: Figures[] = [];
     rows.push(
       await http('POST /create-key (http)', {

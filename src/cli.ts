@@ -37,7 +37,12 @@ export class UsageError extends Error {}
 type Output = (human: string, json: unknown) => void;
 
 const csv = (value: string | undefined) =>
-  value === undefined ? undefined : value.split(',').map((item) => item.trim()).filter(Boolean);
+  value === undefined
+    ? undefined
+    : value
+        .split(',')
+        .map((item) => item.trim())
+        .filter(Boolean);
 
 function required(value: string | undefined, flag: string): string {
   if (value === undefined || value === '') throw new UsageError(`${flag} is required`);
@@ -54,9 +59,14 @@ function nameOption(value: string | undefined, flag: string): string {
 function table(rows: Record<string, unknown>[]): string {
   if (rows.length === 0) return '(none)';
   const columns = Object.keys(rows[0]!);
-  const cell = (value: unknown) => (value === null || value === undefined ? '-' : Array.isArray(value) ? value.join(',') : String(value));
+  const cell = (value: unknown) =>
+    value === null || value === undefined ? '-' : Array.isArray(value) ? value.join(',') : String(value);
   const widths = columns.map((column) => Math.max(column.length, ...rows.map((row) => cell(row[column]).length)));
-  const line = (values: string[]) => values.map((value, i) => value.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (values: string[]) =>
+    values
+      .map((value, i) => value.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(columns), ...rows.map((row) => line(columns.map((column) => cell(row[column]))))].join('\n');
 }
 
@@ -137,24 +147,27 @@ async function runAdminCommand(
   }
 }
 
+const parseCliArgs = (argv: string[]) =>
+  parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      name: { type: 'string' },
+      account: { type: 'string' },
+      inactive: { type: 'boolean' },
+      active: { type: 'string' },
+      scopes: { type: 'string' },
+      products: { type: 'string' },
+      'expires-at': { type: 'string' },
+    },
+  });
+
 export async function runCli(argv: string[], stdout = process.stdout, stderr = process.stderr): Promise<number> {
-  let parsed;
+  let parsed: ReturnType<typeof parseCliArgs>;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-        name: { type: 'string' },
-        account: { type: 'string' },
-        inactive: { type: 'boolean' },
-        active: { type: 'string' },
-        scopes: { type: 'string' },
-        products: { type: 'string' },
-        'expires-at': { type: 'string' },
-      },
-    });
+    parsed = parseCliArgs(argv);
   } catch (err) {
     stderr.write(`keymint-server: ${(err as Error).message}\n\n${USAGE}\n`);
     return 2;

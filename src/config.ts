@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { Type, type Static } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 
 const integerRanges = new Map<string, [number, number]>();

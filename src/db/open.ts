@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import type { Config } from '../config.js';
-import { openPglite, openPostgres, type Database } from './client.js';
+import { type Database, openPglite, openPostgres } from './client.js';
 import { migratePgliteDatabase, migratePostgresDatabase } from './migrate.js';
 
 /**

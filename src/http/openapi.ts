@@ -28,7 +28,10 @@ const FORMAT_DESCRIPTIONS: Record<string, string> = {
  */
 function documentedSchema(schema: unknown): unknown {
   const visit = (node: unknown): void => {
-    if (Array.isArray(node)) return node.forEach(visit);
+    if (Array.isArray(node)) {
+      node.forEach(visit);
+      return;
+    }
     if (node === null || typeof node !== 'object') return;
     const record = node as Record<string, unknown>;
     const format = typeof record.format === 'string' ? FORMAT_DESCRIPTIONS[record.format] : undefined;

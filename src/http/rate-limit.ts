@@ -78,7 +78,7 @@ export const rateLimitPlugin = fp<RateLimitPluginOptions>(
     app.addHook('onRequest', async (request, reply) => {
       const route = request.routeOptions.url;
       if (route !== undefined && EXEMPT_ROUTES.has(route)) return;
-      let result;
+      let result: Awaited<ReturnType<typeof check>>;
       try {
         result = await check(request);
       } catch (err) {

@@ -1,4 +1,4 @@
-import { FormatRegistry, Kind, TypeRegistry, type TSchema } from '@sinclair/typebox';
+import { FormatRegistry, Kind, type TSchema, TypeRegistry } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { parseIsoDate } from '../lib/dates.js';
 import { Errors } from '../lib/errors.js';

@@ -1,6 +1,5 @@
 const DATE_ONLY = /^(\d{4})-(\d{2})-(\d{2})$/;
-const DATE_TIME =
-  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:\d{2})$/;
+const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(Z|[+-]\d{2}:\d{2})$/;
 
 /** Date.UTC, without its mapping of years 0–99 onto 1900–1999. */
 function utc(y: number, mo: number, d = 1, h = 0, mi = 0, s = 0, ms = 0): number {
@@ -16,8 +15,7 @@ function utc(y: number, mo: number, d = 1, h = 0, mi = 0, s = 0, ms = 0): number
 const EARLIEST = utc(1000, 0);
 const LATEST = utc(10000, 0) - 1;
 
-const inRange = (time: number): Date | undefined =>
-  time >= EARLIEST && time <= LATEST ? new Date(time) : undefined;
+const inRange = (time: number): Date | undefined => (time >= EARLIEST && time <= LATEST ? new Date(time) : undefined);
 
 function daysInMonth(year: number, month: number): number {
   return new Date(utc(year, month, 0)).getUTCDate();

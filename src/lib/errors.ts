@@ -84,8 +84,7 @@ export const Errors = {
   newCustomerEmailConflict: (email: string) =>
     new AppError(409, 2, `CONFLICT: Customer email ${email} already exists.`, 'customer_email_conflict'),
   bodyTooLarge: () => new AppError(413, 1, 'Request body too large', 'body_too_large'),
-  unsupportedMediaType: () =>
-    new AppError(415, 1, 'Content-Type must be application/json', 'unsupported_media_type'),
+  unsupportedMediaType: () => new AppError(415, 1, 'Content-Type must be application/json', 'unsupported_media_type'),
   tooManyRequests: () => new AppError(429, 3, 'Too many requests', 'rate_limited'),
   serverError: () => new AppError(500, 1, 'Server error', 'server_error'),
 } as const;

@@ -54,7 +54,7 @@ const DEFAULT_FORMAT = buildKeyFormat({});
 /** How many distinct keys a format can yield, capped to avoid huge numbers. */
 export function keySpaceSize(format: KeyFormat): number {
   const length = format.sections * format.sectionLength;
-  return Math.pow([...format.charset].length, length);
+  return [...format.charset].length ** length;
 }
 
 const sectionGenerators = new Map<string, () => string>();

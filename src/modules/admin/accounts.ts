@@ -23,6 +23,10 @@ export async function createAccount(db: Db, name: string) {
 
 export async function listAccounts(db: Db) {
   const rows = await db.select().from(accounts).orderBy(asc(accounts.createdAt), asc(accounts.id));
-  return rows.map((row) => ({ id: row.id, name: row.name, isDefault: row.isDefault, createdAt: row.createdAt.toISOString() }));
+  return rows.map((row) => ({
+    id: row.id,
+    name: row.name,
+    isDefault: row.isDefault,
+    createdAt: row.createdAt.toISOString(),
+  }));
 }
-

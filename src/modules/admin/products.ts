@@ -44,4 +44,3 @@ export async function listProducts(db: Db, accountId: string | undefined) {
     .orderBy(asc(products.createdAt), asc(products.id));
   return rows.map(toProductView);
 }
-

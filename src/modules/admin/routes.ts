@@ -31,13 +31,19 @@ export async function adminRoutes(fastify: FastifyInstance) {
   app.post(
     '/accounts',
     { schema: { tags, body: CreateAccountBodySchema, response: { 201: AccountResponseSchema, ...ErrorResponses } } },
-    async (request, reply) => reply.status(201).send({ code: 0 as const, ...(await withTransaction(db, (tx) => createAccount(tx, request.body.name))) }),
+    async (request, reply) =>
+      reply
+        .status(201)
+        .send({ code: 0 as const, ...(await withTransaction(db, (tx) => createAccount(tx, request.body.name))) }),
   );
 
   app.post(
     '/products',
     { schema: { tags, body: CreateProductBodySchema, response: { 201: ProductResponseSchema, ...ErrorResponses } } },
-    async (request, reply) => reply.status(201).send({ code: 0 as const, ...(await withTransaction(db, (tx) => createProduct(tx, request.body))) }),
+    async (request, reply) =>
+      reply
+        .status(201)
+        .send({ code: 0 as const, ...(await withTransaction(db, (tx) => createProduct(tx, request.body))) }),
   );
 
   app.patch(
@@ -50,12 +56,21 @@ export async function adminRoutes(fastify: FastifyInstance) {
         response: { 200: ProductResponseSchema, ...ErrorResponses },
       },
     },
-    async (request) => ({ code: 0 as const, ...(await withTransaction(db, (tx) => updateProduct(tx, request.params.id, request.body))) }),
+    async (request) => ({
+      code: 0 as const,
+      ...(await withTransaction(db, (tx) => updateProduct(tx, request.params.id, request.body))),
+    }),
   );
 
   app.get(
     '/products',
-    { schema: { tags, querystring: AccountQuerySchema, response: { 200: ProductListResponseSchema, ...ErrorResponses } } },
+    {
+      schema: {
+        tags,
+        querystring: AccountQuerySchema,
+        response: { 200: ProductListResponseSchema, ...ErrorResponses },
+      },
+    },
     async (request) => ({ code: 0 as const, data: await listProducts(db, request.query.accountId) }),
   );
 
@@ -73,7 +88,9 @@ export async function adminRoutes(fastify: FastifyInstance) {
 
   app.get(
     '/tokens',
-    { schema: { tags, querystring: AccountQuerySchema, response: { 200: TokenListResponseSchema, ...ErrorResponses } } },
+    {
+      schema: { tags, querystring: AccountQuerySchema, response: { 200: TokenListResponseSchema, ...ErrorResponses } },
+    },
     async (request) => ({ code: 0 as const, data: await listAccessTokens(db, request.query.accountId) }),
   );
 

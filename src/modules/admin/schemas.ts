@@ -36,9 +36,14 @@ export const CreateTokenBodySchema = Type.Object({
   accountId: Type.Optional(AccountIdInput),
   // Scope names are checked here, not only in the service, so that `Invalid scopes` is reported
   // before the fields after it (docs/api.md, "Order of checks").
-  scopes: Type.Optional(Type.Array(Type.Union(SCOPES.map((scope) => Type.Literal(scope))), { minItems: 1, maxItems: 7 })),
+  scopes: Type.Optional(
+    Type.Array(Type.Union(SCOPES.map((scope) => Type.Literal(scope))), { minItems: 1, maxItems: 7 }),
+  ),
   productIds: Type.Optional(
-    Type.Union([Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { minItems: 1, maxItems: 1000 }), Type.Null()]),
+    Type.Union([
+      Type.Array(Type.String({ minLength: 1, maxLength: 256 }), { minItems: 1, maxItems: 1000 }),
+      Type.Null(),
+    ]),
   ),
   expiresAt: Type.Optional(IsoDateInputSchema),
 });

@@ -37,26 +37,26 @@ export async function createAccessToken(tx: Db, input: CreateTokenInput) {
   const productIds = input.productIds == null ? null : [...new Set(input.productIds)];
   if (productIds !== null && productIds.length === 0) throw Errors.invalidField('productIds');
   const accountId = await resolveAccountId(tx, input.accountId);
-    if (productIds !== null) {
-      const found = await tx
-        .select({ id: products.id })
-        .from(products)
-        .where(and(eq(products.accountId, accountId), inArray(products.id, productIds)));
-      if (found.length !== productIds.length) throw Errors.productNotFound();
-    }
-    const token = newAccessToken();
-    const [row] = await tx
-      .insert(accessTokens)
-      .values({
-        id: newId(),
-        accountId,
-        name: input.name,
-        tokenHash: sha256Hex(token),
-        scopes: [...new Set(scopes)],
-        productIds,
-        expiresAt: input.expiresAt ?? null,
-      })
-      .returning();
+  if (productIds !== null) {
+    const found = await tx
+      .select({ id: products.id })
+      .from(products)
+      .where(and(eq(products.accountId, accountId), inArray(products.id, productIds)));
+    if (found.length !== productIds.length) throw Errors.productNotFound();
+  }
+  const token = newAccessToken();
+  const [row] = await tx
+    .insert(accessTokens)
+    .values({
+      id: newId(),
+      accountId,
+      name: input.name,
+      tokenHash: sha256Hex(token),
+      scopes: [...new Set(scopes)],
+      productIds,
+      expiresAt: input.expiresAt ?? null,
+    })
+    .returning();
   const { expiresAt: _expiresAt, ...view } = toTokenView(row!);
   return { ...view, token };
 }

@@ -148,9 +148,10 @@ export async function keysOfCustomer(db: Db, customerId: string, productIds: rea
   return db
     .select({
       key: licenseKeys,
-      activations: sql<number>`(select count(*) from ${devices} where ${devices.licenseKeyId} = ${licenseKeys.id})`.mapWith(
-        Number,
-      ),
+      activations:
+        sql<number>`(select count(*) from ${devices} where ${devices.licenseKeyId} = ${licenseKeys.id})`.mapWith(
+          Number,
+        ),
     })
     .from(licenseKeys)
     .innerJoin(products, eq(products.id, licenseKeys.productId))

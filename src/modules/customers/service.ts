@@ -23,7 +23,11 @@ import type { CreateCustomerBody, UpdateCustomerBody } from './schemas.js';
  */
 
 /** `POST /customer`: an email clash, also a concurrent one, is 409/1. */
-export async function createCustomer(tx: Db, accountId: string, body: CreateCustomerBody): Promise<Outcome<{ customer: Customer }>> {
+export async function createCustomer(
+  tx: Db,
+  accountId: string,
+  body: CreateCustomerBody,
+): Promise<Outcome<{ customer: Customer }>> {
   const customer = await insertCustomer(tx, accountId, body, Errors.customerEmailConflict);
   return { customer, events: [{ type: 'customer.created', customerId: customer.id }] };
 }
@@ -55,7 +59,11 @@ export async function getCustomer(db: Db, accountId: string, customerId: string)
 }
 
 /** `PUT /customer/by-id`: only the fields present change; `email: null` clears it. */
-export async function updateCustomer(tx: Db, accountId: string, body: UpdateCustomerBody): Promise<Outcome<{ customer: Customer }>> {
+export async function updateCustomer(
+  tx: Db,
+  accountId: string,
+  body: UpdateCustomerBody,
+): Promise<Outcome<{ customer: Customer }>> {
   const { customerId, name, email, active } = body;
   const current = await findCustomer(tx, accountId, customerId, { lock: 'update' });
   if (!current) throw Errors.customerNotFound();
@@ -95,7 +103,11 @@ export async function getCustomerWithKeys(
 }
 
 /** `POST /customer/disable`: one atomic flip; the new state decides the message. */
-export async function toggleCustomerActive(tx: Db, accountId: string, customerId: string): Promise<Outcome<{ active: boolean }>> {
+export async function toggleCustomerActive(
+  tx: Db,
+  accountId: string,
+  customerId: string,
+): Promise<Outcome<{ active: boolean }>> {
   const row = await toggleActive(tx, accountId, customerId);
   if (!row) throw Errors.customerNotFound();
   return {

@@ -48,7 +48,11 @@ export function licenseOperations(app: FastifyInstance) {
         (await createSingleLicenseKey(db, creation)) ??
         (await withTransaction(db, (tx) => createLicenseKeys(tx, creation)));
       recordKeysCreated(created.keys.length);
-      return { code: 0 as const, key: created.keys[0]!, keys: body.amountKeys === undefined ? undefined : created.keys };
+      return {
+        code: 0 as const,
+        key: created.keys[0]!,
+        keys: body.amountKeys === undefined ? undefined : created.keys,
+      };
     },
   });
 
@@ -127,4 +131,3 @@ export function licenseOperations(app: FastifyInstance) {
 }
 
 export type LicenseOperations = ReturnType<typeof licenseOperations>;
-

@@ -197,7 +197,11 @@ const keyWithCustomer = preparedOnce((db) =>
 );
 
 /** A key (of an active product of the account) with its customer's short record. */
-export async function findKeyWithCustomer(db: Db, accountId: string, lookup: { productId: string; licenseKey: string }) {
+export async function findKeyWithCustomer(
+  db: Db,
+  accountId: string,
+  lookup: { productId: string; licenseKey: string },
+) {
   const [row] = await keyWithCustomer(db).execute({ ...lookup, accountId });
   return row;
 }
@@ -284,7 +288,11 @@ export async function deleteDevices(tx: Db, licenseKeyId: string, hostId: string
   return removed.map((row) => row.hostId);
 }
 
-export async function updateLicenseKeyRow(tx: Db, licenseKeyId: string, changes: Partial<typeof licenseKeys.$inferInsert>) {
+export async function updateLicenseKeyRow(
+  tx: Db,
+  licenseKeyId: string,
+  changes: Partial<typeof licenseKeys.$inferInsert>,
+) {
   await tx
     .update(licenseKeys)
     .set({ ...changes, updatedAt: new Date() })

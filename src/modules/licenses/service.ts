@@ -28,7 +28,14 @@ import {
   tryInsertSingleKey,
   updateLicenseKeyRow,
 } from './queries.js';
-import type { Activation, ActivateBody, CreateKeyBody, DeactivateBody, LicenseWithCustomer, UpdateKeyBody } from './schemas.js';
+import type {
+  ActivateBody,
+  Activation,
+  CreateKeyBody,
+  DeactivateBody,
+  LicenseWithCustomer,
+  UpdateKeyBody,
+} from './schemas.js';
 import { toDeviceView, toLicenseView } from './views.js';
 
 /**
@@ -142,7 +149,9 @@ async function resolveKeyCustomer(
   }
   if (input.newCustomer !== undefined) {
     const email = input.newCustomer.email ?? '';
-    const customer = await insertCustomer(tx, accountId, input.newCustomer, () => Errors.newCustomerEmailConflict(email));
+    const customer = await insertCustomer(tx, accountId, input.newCustomer, () =>
+      Errors.newCustomerEmailConflict(email),
+    );
     return { customer, events: [{ type: 'customer.created', customerId: customer.id }] };
   }
   return undefined;
@@ -175,7 +184,9 @@ async function findOrCreateLicensee(
 ): Promise<{ customer: Customer; created: boolean }> {
   const raceLost = Errors.serverError();
   try {
-    const customer = await tx.transaction((savepoint) => insertCustomer(savepoint, accountId, licensee, () => raceLost));
+    const customer = await tx.transaction((savepoint) =>
+      insertCustomer(savepoint, accountId, licensee, () => raceLost),
+    );
     return { customer, created: true };
   } catch (err) {
     if (err !== raceLost) throw err;
@@ -330,4 +341,3 @@ export async function updateLicenseKey(tx: Db, auth: AuthContext, body: UpdateKe
   events.push({ type: 'key.updated', licenseKeyId: key.id });
   return { events };
 }
-
