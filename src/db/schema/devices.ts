@@ -1,13 +1,11 @@
 import { index, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
-import { licenseKeys } from './license-keys.js';
+import { licenseKeyReference } from './license-keys.js';
 
 export const devices = pgTable(
   'devices',
   {
     id: text().primaryKey(),
-    licenseKeyId: text()
-      .notNull()
-      .references(() => licenseKeys.id, { onDelete: 'cascade' }),
+    licenseKeyId: licenseKeyReference(),
     hostId: text().notNull(),
     deviceTag: text(),
     ipAddress: text(),

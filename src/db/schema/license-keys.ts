@@ -37,3 +37,9 @@ export const licenseKeys = pgTable(
 );
 
 export type LicenseKey = typeof licenseKeys.$inferSelect;
+
+/** The column of a row that belongs to a key and goes with it (devices, floating sessions). */
+export const licenseKeyReference = () =>
+  text()
+    .notNull()
+    .references(() => licenseKeys.id, { onDelete: 'cascade' });

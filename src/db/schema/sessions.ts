@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { index, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
-import { licenseKeys } from './license-keys.js';
+import { licenseKeyReference } from './license-keys.js';
 
 /**
  * Floating-license sessions: a seat held by a running copy of the vendor's application. A
@@ -11,9 +11,7 @@ export const floatingSessions = pgTable(
   'floating_sessions',
   {
     id: text().primaryKey(),
-    licenseKeyId: text()
-      .notNull()
-      .references(() => licenseKeys.id, { onDelete: 'cascade' }),
+    licenseKeyId: licenseKeyReference(),
     hostId: text().notNull(),
     deviceTag: text(),
     userIdentifier: text(),

@@ -4,10 +4,11 @@ import { type Product, products } from '../../db/schema/index.js';
 import { Errors } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
 import { resolveAccountId } from './accounts.js';
+import type { ProductView } from './schemas.js';
 
 /** Products of an account: shared by the admin API and the CLI. */
 
-const toProductView = (product: Product) => ({
+const toProductView = (product: Product): ProductView => ({
   id: product.id,
   name: product.name,
   active: product.active,

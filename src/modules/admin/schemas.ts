@@ -1,4 +1,4 @@
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import { Id, IsoDateInputSchema, NameSchema, Timestamp } from '../../http/schemas.js';
 import { SCOPES } from '../../lib/scopes.js';
 
@@ -25,10 +25,12 @@ const ProductFields = {
   active: Type.Boolean(),
   accountId: Id,
 };
+export const ProductSchema = Type.Object(ProductFields);
+export type ProductView = Static<typeof ProductSchema>;
 export const ProductResponseSchema = Type.Object({ code: Type.Literal(0), ...ProductFields });
 export const ProductListResponseSchema = Type.Object({
   code: Type.Literal(0),
-  data: Type.Array(Type.Object(ProductFields)),
+  data: Type.Array(ProductSchema),
 });
 
 export const CreateTokenBodySchema = Type.Object({
@@ -60,8 +62,7 @@ export const CreateTokenResponseSchema = Type.Object({
   ...TokenFields,
   token: Type.String(),
 });
-export const TokenListResponseSchema = Type.Object({
-  code: Type.Literal(0),
-  data: Type.Array(Type.Object({ ...TokenFields, expiresAt: Type.Union([Timestamp, Type.Null()]) })),
-});
+export const TokenSchema = Type.Object({ ...TokenFields, expiresAt: Type.Union([Timestamp, Type.Null()]) });
+export type TokenView = Static<typeof TokenSchema>;
+export const TokenListResponseSchema = Type.Object({ code: Type.Literal(0), data: Type.Array(TokenSchema) });
 export const MessageResponseSchema = Type.Object({ code: Type.Literal(0), message: Type.String() });

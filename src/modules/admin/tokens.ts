@@ -6,10 +6,11 @@ import { sha256Hex } from '../../lib/hashing.js';
 import { newAccessToken, newId } from '../../lib/ids.js';
 import { type AuthContext, SCOPES } from '../../lib/scopes.js';
 import { resolveAccountId } from './accounts.js';
+import type { TokenView } from './schemas.js';
 
 /** Access tokens: created and revoked by the admin API and the CLI, resolved on every request. */
 
-const toTokenView = (token: AccessToken) => ({
+const toTokenView = (token: AccessToken): TokenView => ({
   id: token.id,
   name: token.name,
   scopes: token.scopes,

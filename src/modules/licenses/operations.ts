@@ -1,6 +1,9 @@
+import type { Static, TSchema } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import type { Db } from '../../db/client.js';
 import { withTransaction } from '../../db/unit-of-work.js';
-import { defineOperation } from '../../http/operation.js';
+import { defineOperation, type Operation } from '../../http/operation.js';
+import type { AuthContext } from '../../lib/scopes.js';
 import { recordActivationOutcome, recordKeysCreated } from './metrics.js';
 import {
   ActivateBodySchema,
@@ -84,47 +87,54 @@ export function licenseOperations(app: FastifyInstance) {
     },
   });
 
-  const deactivate = defineOperation({
-    method: 'POST',
-    url: '/key/deactivate',
-    scope: 'licenses:activate',
-    tag,
-    summary: 'Deactivate one device, or every device of a key',
-    input: DeactivateBodySchema,
-    response: MessageResponseSchema,
-    async run(request, body) {
-      await withTransaction(db, (tx) => deactivateLicenseKey(tx, request.auth, body));
-      return { message: 'Device deactivated', code: 0 as const };
+  /** An operation that applies a change in the request's transaction and answers a fixed body. */
+  const changeOperation = <Input extends TSchema, Output extends TSchema>(
+    definition: Omit<Operation<Input, Output>, 'tag' | 'run'> & {
+      apply(tx: Db, auth: AuthContext, input: Static<Input>): Promise<unknown>;
+      answer: Static<Output>;
     },
-  });
-
-  const setBlocked = (blocked: boolean) =>
+  ) =>
     defineOperation({
-      method: 'POST',
-      url: blocked ? '/key/block' : '/key/unblock',
-      scope: 'licenses:block',
+      ...definition,
       tag,
-      summary: blocked ? 'Block a license key' : 'Unblock a license key',
-      input: KeyLookupSchema,
-      response: MessageResponseSchema,
-      async run(request, lookup) {
-        await withTransaction(db, (tx) => setLicenseKeyBlocked(tx, request.auth, lookup, blocked));
-        return { message: blocked ? 'Key blocked' : 'Key unblocked', code: 0 as const };
+      async run(request, input) {
+        await withTransaction(db, (tx) => definition.apply(tx, request.auth, input));
+        return definition.answer;
       },
     });
 
-  const update = defineOperation({
+  const deactivate = changeOperation({
+    method: 'POST',
+    url: '/key/deactivate',
+    scope: 'licenses:activate',
+    summary: 'Deactivate one device, or every device of a key',
+    input: DeactivateBodySchema,
+    response: MessageResponseSchema,
+    apply: deactivateLicenseKey,
+    answer: { message: 'Device deactivated', code: 0 },
+  });
+
+  const setBlocked = (blocked: boolean) =>
+    changeOperation({
+      method: 'POST',
+      url: blocked ? '/key/block' : '/key/unblock',
+      scope: 'licenses:block',
+      summary: blocked ? 'Block a license key' : 'Unblock a license key',
+      input: KeyLookupSchema,
+      response: MessageResponseSchema,
+      apply: (tx, auth, lookup) => setLicenseKeyBlocked(tx, auth, lookup, blocked),
+      answer: { message: blocked ? 'Key blocked' : 'Key unblocked', code: 0 },
+    });
+
+  const update = changeOperation({
     method: 'PATCH',
     url: '/key',
     scope: 'licenses:write',
-    tag,
     summary: 'Update a license key',
     input: UpdateKeyBodySchema,
     response: UpdateKeyResponseSchema,
-    async run(request, body) {
-      await withTransaction(db, (tx) => updateLicenseKey(tx, request.auth, body));
-      return { code: 0 as const, message: 'License key updated', affectedCount: 1 };
-    },
+    apply: updateLicenseKey,
+    answer: { code: 0, message: 'License key updated', affectedCount: 1 },
   });
 
   return { createKeys, getKey, activate, deactivate, block: setBlocked(true), unblock: setBlocked(false), update };
