@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { and, count, eq, sql } from 'drizzle-orm';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { buildApp } from '../../src/app.js';
-import { openPostgres } from '../../src/db/client.js';
-import { migratePostgresDatabase } from '../../src/db/migrate.js';
-import { customers, licenseKeys } from '../../src/db/schema/index.js';
-import { ADMIN_TOKEN, testConfig, useTestApp, usingPostgres } from '../helpers/app.js';
+import { buildApp } from '../../../src/app.js';
+import { openPostgres } from '../../../src/db/client.js';
+import { migratePostgresDatabase } from '../../../src/db/migrate.js';
+import { customers, licenseKeys } from '../../../src/db/schema/index.js';
+import { ADMIN_TOKEN, testConfig, useTestApp, usingPostgres } from '../../helpers/app.js';
 import {
   admin,
   createKey,
@@ -19,8 +19,8 @@ import {
   expectError,
   type ApiResponse,
   type Tenant,
-} from '../helpers/fixtures.js';
-import { createFreshDatabase, request, startServer } from '../helpers/server-process.js';
+} from '../../helpers/fixtures.js';
+import { createFreshDatabase, request, startServer } from '../../helpers/server-process.js';
 
 const t = useTestApp();
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { customers } from '../../src/db/schema/index.js';
-import { newId } from '../../src/lib/ids.js';
-import { useTestApp } from '../helpers/app.js';
-import { createTenant, expectError, type Tenant } from '../helpers/fixtures.js';
+import { customers } from '../../../src/db/schema/index.js';
+import { newId } from '../../../src/lib/ids.js';
+import { useTestApp } from '../../helpers/app.js';
+import { createTenant, expectError, type Tenant } from '../../helpers/fixtures.js';
 
 const t = useTestApp();
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { useTestApp } from '../helpers/app.js';
-import { createTenant, expectError, type Tenant } from '../helpers/fixtures.js';
+import { useTestApp } from '../../helpers/app.js';
+import { createTenant, expectError, type Tenant } from '../../helpers/fixtures.js';
 
 const t = useTestApp();
 

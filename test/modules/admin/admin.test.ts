@@ -1,9 +1,9 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accessTokens, accounts } from '../../src/db/schema/index.js';
-import { sha256Hex } from '../../src/lib/ids.js';
-import { ADMIN_TOKEN, createTestApp, type TestApp } from '../helpers/app.js';
-import { admin, client, createTenant, expectError } from '../helpers/fixtures.js';
+import { accessTokens, accounts } from '../../../src/db/schema/index.js';
+import { sha256Hex } from '../../../src/lib/ids.js';
+import { ADMIN_TOKEN, createTestApp, type TestApp } from '../../helpers/app.js';
+import { admin, client, createTenant, expectError } from '../../helpers/fixtures.js';
 
 let t: TestApp;
 let api: ReturnType<typeof admin>;

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { and, eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
-import { devices, licenseKeys } from '../../src/db/schema/index.js';
-import { newId } from '../../src/lib/ids.js';
-import { useTestApp } from '../helpers/app.js';
+import { devices, licenseKeys } from '../../../src/db/schema/index.js';
+import { newId } from '../../../src/lib/ids.js';
+import { useTestApp } from '../../helpers/app.js';
 import {
   admin,
   client,
@@ -13,7 +13,7 @@ import {
   createToken,
   expectError,
   type Tenant,
-} from '../helpers/fixtures.js';
+} from '../../helpers/fixtures.js';
 
 const t = useTestApp();
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { useTestApp } from '../helpers/app.js';
+import { useTestApp } from '../../helpers/app.js';
 import {
   client,
   createKey,
@@ -8,7 +8,7 @@ import {
   createToken,
   expectError,
   type Tenant,
-} from '../helpers/fixtures.js';
+} from '../../helpers/fixtures.js';
 
 const t = useTestApp();
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { SCOPES } from '../../src/lib/scopes.js';
-import { ADMIN_TOKEN, useTestApp } from '../helpers/app.js';
-import { client, createTenant, createToken, expectError, type Tenant } from '../helpers/fixtures.js';
+import { SCOPES } from '../../../src/lib/scopes.js';
+import { ADMIN_TOKEN, useTestApp } from '../../helpers/app.js';
+import { client, createTenant, createToken, expectError, type Tenant } from '../../helpers/fixtures.js';
 
 const t = useTestApp();
 

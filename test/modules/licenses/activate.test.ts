@@ -1,7 +1,7 @@
 import { count, eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
-import { customers, licenseKeys } from '../../src/db/schema/index.js';
-import { createTestApp, useTestApp } from '../helpers/app.js';
+import { customers, licenseKeys } from '../../../src/db/schema/index.js';
+import { createTestApp, useTestApp } from '../../helpers/app.js';
 import {
   admin,
   client,
@@ -11,7 +11,7 @@ import {
   createToken,
   expectError,
   type Tenant,
-} from '../helpers/fixtures.js';
+} from '../../helpers/fixtures.js';
 
 const t = useTestApp();
 

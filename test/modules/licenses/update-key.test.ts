@@ -1,7 +1,7 @@
 import { and, count, eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
-import { customers, licenseKeys } from '../../src/db/schema/index.js';
-import { useTestApp } from '../helpers/app.js';
+import { customers, licenseKeys } from '../../../src/db/schema/index.js';
+import { useTestApp } from '../../helpers/app.js';
 import {
   client,
   createKey,
@@ -10,7 +10,7 @@ import {
   createToken,
   expectError,
   type Tenant,
-} from '../helpers/fixtures.js';
+} from '../../helpers/fixtures.js';
 
 const t = useTestApp();
 

@@ -5,13 +5,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { like } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accounts } from '../src/db/schema/index.js';
-import { openDatabase } from '../src/db/open.js';
-import { newId, sha256Hex } from '../src/lib/ids.js';
-import { usingPostgres } from './helpers/app.js';
-import { request, startServer, type ServerProcess } from './helpers/server-process.js';
+import { accounts } from '../../../src/db/schema/index.js';
+import { openDatabase } from '../../../src/db/open.js';
+import { newId, sha256Hex } from '../../../src/lib/ids.js';
+import { usingPostgres } from '../../helpers/app.js';
+import { request, startServer, type ServerProcess } from '../../helpers/server-process.js';
 
-const BIN = fileURLToPath(new URL('../bin/keymint-server.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../../bin/keymint-server.js', import.meta.url));
 const ALL_SCOPES = [
   'customers:read',
   'customers:write',
