@@ -1,4 +1,4 @@
-import { count, eq } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import { customers, licenseKeys } from '../../../src/db/schema/index.js';
 import { createTestApp, useTestApp } from '../../helpers/app.js';
@@ -9,43 +9,30 @@ import {
   createProduct,
   createTenant,
   createToken,
+  customerView,
+  ERRORS,
   expectError,
+  getLicense,
+  HEX_ID,
+  storedRows,
   type Tenant,
 } from '../../helpers/fixtures.js';
 
 const t = useTestApp();
+const { customerCount, disableCustomer } = storedRows(t);
 
 const PAST = '2020-01-01T00:00:00Z';
-const HEX22 = /^[0-9a-f]{22}$/;
 const PATHS = ['/key/activate', '/activate-key'] as const;
 
 const activate = (tenant: Tenant, key: string, body: Record<string, unknown> = {}, path = '/key/activate') =>
   tenant.api.post(path, { productId: tenant.productId, licenseKey: key, ...body });
 
-const getKey = async (tenant: Tenant, key: string) => {
-  const response = await tenant.api.get('/key', { productId: tenant.productId, licenseKey: key });
-  expect(response.status).toBe(200);
-  return response.body.data as { license: any; customer: any };
-};
-
 /** A key assigned to a new customer, whose id is returned too. */
 async function keyWithCustomer(tenant: Tenant, body: Record<string, unknown> = {}, email?: string) {
   const key = await createKey(tenant, { newCustomer: { name: 'Ada Park', ...(email ? { email } : {}) }, ...body });
-  const { customer } = await getKey(tenant, key);
+  const { customer } = await getLicense(tenant, key);
   return { key, customerId: customer.id as string };
 }
-
-const disableCustomer = async (customerId: string) => {
-  await t.database.db.update(customers).set({ active: false }).where(eq(customers.id, customerId));
-};
-
-const customerCount = async (accountId: string) => {
-  const [row] = await t.database.db
-    .select({ n: count() })
-    .from(customers)
-    .where(eq(customers.accountId, accountId));
-  return row!.n;
-};
 
 describe('POST /key/activate — success', () => {
   it('records the device and answers the v2 document', async () => {
@@ -68,7 +55,7 @@ describe('POST /key/activate — success', () => {
       allowedHosts: null,
     });
 
-    const { license } = await getKey(tenant, key);
+    const { license } = await getLicense(tenant, key);
     expect(license.activations).toBe(1);
     expect(license.maxActivations).toBe(2);
     expect(license.activated).toBe(true);
@@ -94,10 +81,10 @@ describe('POST /key/activate — success', () => {
     const empty = await activate(tenant, key, { hostId: '' });
     expect(omitted.status).toBe(200);
     expect(empty.status).toBe(200);
-    expect(omitted.body.hostId).toMatch(HEX22);
-    expect(empty.body.hostId).toMatch(HEX22);
+    expect(omitted.body.hostId).toMatch(HEX_ID);
+    expect(empty.body.hostId).toMatch(HEX_ID);
     expect(empty.body.hostId).not.toBe(omitted.body.hostId);
-    const { license } = await getKey(tenant, key);
+    const { license } = await getLicense(tenant, key);
     expect(license.devices.map((d: any) => d.hostId)).toEqual([omitted.body.hostId, empty.body.hostId]);
     expect(license.devices[0].deviceTag).toBe('laptop');
     expect(license.devices[1].deviceTag).toBeNull();
@@ -107,11 +94,11 @@ describe('POST /key/activate — success', () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { usesPerKey: 3 });
     expect((await activate(tenant, key, { hostId: 'same', deviceTag: 'first' })).status).toBe(200);
-    const before = (await getKey(tenant, key)).license.devices;
+    const before = (await getLicense(tenant, key)).license.devices;
     const again = await activate(tenant, key, { hostId: 'same', deviceTag: 'second' });
     expect(again.status).toBe(200);
     expect(again.body.hostId).toBe('same');
-    const { license } = await getKey(tenant, key);
+    const { license } = await getLicense(tenant, key);
     expect(license.activations).toBe(1);
     expect(license.devices).toEqual(before);
   });
@@ -120,7 +107,7 @@ describe('POST /key/activate — success', () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { usesPerKey: null });
     for (let i = 0; i < 25; i++) expect((await activate(tenant, key, { hostId: `host-${i}` })).status).toBe(200);
-    const { license } = await getKey(tenant, key);
+    const { license } = await getLicense(tenant, key);
     expect(license.maxActivations).toBeNull();
     expect(license.activations).toBe(25);
     expect(license.devices).toHaveLength(25);
@@ -160,64 +147,64 @@ describe('POST /activate-key — v1 names', () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { usesPerKey: '1' });
     expect((await activate(tenant, key, { hostId: 'a' }, '/activate-key')).status).toBe(200);
-    expectError(await activate(tenant, key, { hostId: 'b' }, '/activate-key'), 403, 2, 'Activation limit reached');
-    expectError(await activate(tenant, key, { hostId: 'b' }), 403, 2, 'Activation limit reached');
+    expectError(await activate(tenant, key, { hostId: 'b' }, '/activate-key'), ERRORS.activationLimit);
+    expectError(await activate(tenant, key, { hostId: 'b' }), ERRORS.activationLimit);
     const generated = await activate(tenant, key, {}, '/activate-key');
-    expectError(generated, 403, 2, 'Activation limit reached');
+    expectError(generated, ERRORS.activationLimit);
   });
 });
 
 describe('POST /key/activate — the nine checks, in order (§2.4)', () => {
   it('1. unknown key, key of another product, inactive product → 404 License key not found', async () => {
     const tenant = await createTenant(t.app);
-    expectError(await activate(tenant, 'NOPE-NOPE'), 404, 1, 'License key not found');
+    expectError(await activate(tenant, 'NOPE-NOPE'), ERRORS.keyNotFound);
 
     const otherProduct = await createProduct(t.app, tenant.accountId);
     const otherKey = await createKey({ ...tenant, productId: otherProduct });
-    expectError(await activate(tenant, otherKey), 404, 1, 'License key not found');
+    expectError(await activate(tenant, otherKey), ERRORS.keyNotFound);
 
     const key = await createKey(tenant);
     const patch = await admin(t.app).send('PATCH', `/admin/products/${tenant.productId}`, { active: false });
     expect(patch.status).toBe(200);
-    expectError(await activate(tenant, key), 404, 1, 'License key not found');
+    expectError(await activate(tenant, key), ERRORS.keyNotFound);
   });
 
   it('1. matches the key exactly (case-sensitive, no trimming)', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
-    expectError(await activate(tenant, key.toLowerCase()), 404, 1, 'License key not found');
-    expectError(await activate(tenant, ` ${key}`), 404, 1, 'License key not found');
+    expectError(await activate(tenant, key.toLowerCase()), ERRORS.keyNotFound);
+    expectError(await activate(tenant, ` ${key}`), ERRORS.keyNotFound);
   });
 
   it('2. floating key → 403/2 Floating licenses must use checkout (even when also blocked)', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { licenseType: 'floating', expiryDate: PAST });
-    expectError(await activate(tenant, key), 403, 2, 'Floating licenses must use checkout');
+    expectError(await activate(tenant, key), ERRORS.floatingLicense);
     expect((await tenant.api.post('/key/block', { productId: tenant.productId, licenseKey: key })).status).toBe(200);
-    expectError(await activate(tenant, key), 403, 2, 'Floating licenses must use checkout');
+    expectError(await activate(tenant, key), ERRORS.floatingLicense);
   });
 
   it('3. blocked key → 403/2 License key is blocked (checked before expiry)', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
     expect((await tenant.api.post('/key/block', { productId: tenant.productId, licenseKey: key })).status).toBe(200);
-    expectError(await activate(tenant, key, { hostId: 'h' }), 403, 2, 'License key is blocked');
+    expectError(await activate(tenant, key, { hostId: 'h' }), ERRORS.keyBlocked);
 
     const expired = await createKey(tenant, { expiryDate: PAST });
     await tenant.api.post('/key/block', { productId: tenant.productId, licenseKey: expired });
-    expectError(await activate(tenant, expired), 403, 2, 'License key is blocked');
-    expect((await getKey(tenant, expired)).license.activations).toBe(0);
+    expectError(await activate(tenant, expired), ERRORS.keyBlocked);
+    expect((await getLicense(tenant, expired)).license.activations).toBe(0);
   });
 
   it('4. expired key → 403/2 License key has expired (checked before the customer)', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { expiryDate: PAST });
-    expectError(await activate(tenant, key, { hostId: 'h' }), 403, 2, 'License key has expired');
+    expectError(await activate(tenant, key, { hostId: 'h' }), ERRORS.keyExpired);
 
     const { key: withCustomer, customerId } = await keyWithCustomer(tenant, { expiryDate: PAST });
     await disableCustomer(customerId);
-    expectError(await activate(tenant, withCustomer), 403, 2, 'License key has expired');
-    expect((await getKey(tenant, withCustomer)).license.activations).toBe(0);
+    expectError(await activate(tenant, withCustomer), ERRORS.keyExpired);
+    expect((await getLicense(tenant, withCustomer)).license.activations).toBe(0);
   });
 
   it('4. a key expiring in the future activates; one expiring a moment ago does not', async () => {
@@ -225,16 +212,16 @@ describe('POST /key/activate — the nine checks, in order (§2.4)', () => {
     const soon = await createKey(tenant, { expiryDate: new Date(Date.now() + 60_000).toISOString() });
     expect((await activate(tenant, soon)).status).toBe(200);
     const justNow = await createKey(tenant, { expiryDate: new Date(Date.now() - 1000).toISOString() });
-    expectError(await activate(tenant, justNow), 403, 2, 'License key has expired');
+    expectError(await activate(tenant, justNow), ERRORS.keyExpired);
   });
 
   it("5. the key's inactive customer → 403/2 Customer is inactive (checked before allowedHosts)", async () => {
     const tenant = await createTenant(t.app);
     const { key, customerId } = await keyWithCustomer(tenant, { allowedHosts: ['only-this'] });
     await disableCustomer(customerId);
-    expectError(await activate(tenant, key, { hostId: 'only-this' }), 403, 2, 'Customer is inactive');
-    expectError(await activate(tenant, key, { hostId: 'elsewhere' }), 403, 2, 'Customer is inactive');
-    expect((await getKey(tenant, key)).license.activations).toBe(0);
+    expectError(await activate(tenant, key, { hostId: 'only-this' }), ERRORS.customerInactive);
+    expectError(await activate(tenant, key, { hostId: 'elsewhere' }), ERRORS.customerInactive);
+    expect((await getLicense(tenant, key)).license.activations).toBe(0);
   });
 
   it('5. a key without customer: the inactive customer the licensee resolves to → 403/2, nothing assigned', async () => {
@@ -246,8 +233,8 @@ describe('POST /key/activate — the nine checks, in order (§2.4)', () => {
       hostId: 'h',
       licensee: { name: 'Someone', email: 'GONE@example.com' },
     });
-    expectError(response, 403, 2, 'Customer is inactive');
-    const data = await getKey(tenant, key);
+    expectError(response, ERRORS.customerInactive);
+    const data = await getLicense(tenant, key);
     expect(data.customer).toBeNull();
     expect(data.license.activations).toBe(0);
   });
@@ -255,19 +242,19 @@ describe('POST /key/activate — the nine checks, in order (§2.4)', () => {
   it('6. allowedHosts set and hostId not in it → 403/2 Host not allowed (checked before the limit)', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { allowedHosts: ['host-a', 'host-b'], usesPerKey: '1' });
-    expectError(await activate(tenant, key, { hostId: 'host-c' }), 403, 2, 'Host not allowed for this license');
-    expectError(await activate(tenant, key, { hostId: 'HOST-A' }), 403, 2, 'Host not allowed for this license');
+    expectError(await activate(tenant, key, { hostId: 'host-c' }), ERRORS.hostNotAllowed);
+    expectError(await activate(tenant, key, { hostId: 'HOST-A' }), ERRORS.hostNotAllowed);
     expect((await activate(tenant, key, { hostId: 'host-a' })).status).toBe(200);
     // The key is now full, yet a foreign host still hears about the host, not the limit.
-    expectError(await activate(tenant, key, { hostId: 'host-c' }), 403, 2, 'Host not allowed for this license');
-    expectError(await activate(tenant, key, { hostId: 'host-b' }), 403, 2, 'Activation limit reached');
+    expectError(await activate(tenant, key, { hostId: 'host-c' }), ERRORS.hostNotAllowed);
+    expectError(await activate(tenant, key, { hostId: 'host-b' }), ERRORS.activationLimit);
   });
 
   it('6. a generated hostId is checked against allowedHosts too', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { allowedHosts: ['host-a'] });
-    expectError(await activate(tenant, key), 403, 2, 'Host not allowed for this license');
-    expect((await getKey(tenant, key)).license.activations).toBe(0);
+    expectError(await activate(tenant, key), ERRORS.hostNotAllowed);
+    expect((await getLicense(tenant, key)).license.activations).toBe(0);
   });
 
   it('6 before 7: an active host removed from allowedHosts is refused', async () => {
@@ -280,7 +267,7 @@ describe('POST /key/activate — the nine checks, in order (§2.4)', () => {
       allowedHosts: ['host-b'],
     });
     expect(update.status).toBe(200);
-    expectError(await activate(tenant, key, { hostId: 'host-a' }), 403, 2, 'Host not allowed for this license');
+    expectError(await activate(tenant, key, { hostId: 'host-a' }), ERRORS.hostNotAllowed);
   });
 
   it('7 before 9: the same host on a full key answers 200 without a new slot', async () => {
@@ -291,16 +278,16 @@ describe('POST /key/activate — the nine checks, in order (§2.4)', () => {
     const again = await activate(tenant, key, { hostId: 'one' });
     expect(again.status).toBe(200);
     expect(again.body.hostId).toBe('one');
-    expect((await getKey(tenant, key)).license.activations).toBe(2);
+    expect((await getLicense(tenant, key)).license.activations).toBe(2);
   });
 
   it('8. below the limit a new device is recorded', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { maxActivations: 2 });
     expect((await activate(tenant, key, { hostId: 'one' })).status).toBe(200);
-    expect((await getKey(tenant, key)).license.activations).toBe(1);
+    expect((await getLicense(tenant, key)).license.activations).toBe(1);
     expect((await activate(tenant, key, { hostId: 'two' })).status).toBe(200);
-    expect((await getKey(tenant, key)).license.activations).toBe(2);
+    expect((await getLicense(tenant, key)).license.activations).toBe(2);
   });
 
   it('9. a full key → 403/2 Activation limit reached; nothing is recorded', async () => {
@@ -308,8 +295,8 @@ describe('POST /key/activate — the nine checks, in order (§2.4)', () => {
     const key = await createKey(tenant, { usesPerKey: '2' });
     await activate(tenant, key, { hostId: 'one' });
     await activate(tenant, key, { hostId: 'two' });
-    expectError(await activate(tenant, key, { hostId: 'three' }), 403, 2, 'Activation limit reached');
-    const { license } = await getKey(tenant, key);
+    expectError(await activate(tenant, key, { hostId: 'three' }), ERRORS.activationLimit);
+    const { license } = await getLicense(tenant, key);
     expect(license.activations).toBe(2);
     expect(license.devices.map((d: any) => d.hostId)).toEqual(['one', 'two']);
   });
@@ -325,8 +312,8 @@ describe('POST /key/activate — licensee', () => {
     });
     expect(response.status).toBe(200);
     expect(response.body).toMatchObject({ licenseeName: 'Grace Hopper', licenseeEmail: 'grace@example.com' });
-    const { customer } = await getKey(tenant, key);
-    expect(customer).toEqual({ id: expect.stringMatching(HEX22), name: 'Grace Hopper', email: 'grace@example.com', active: true });
+    const { customer } = await getLicense(tenant, key);
+    expect(customer).toEqual(customerView({ name: 'Grace Hopper', email: 'grace@example.com' }));
     expect(await customerCount(tenant.accountId)).toBe(1);
   });
 
@@ -337,7 +324,7 @@ describe('POST /key/activate — licensee', () => {
     const response = await activate(tenant, key, { licensee: { name: 'Other name', email: 'ada@EXAMPLE.com' } });
     expect(response.status).toBe(200);
     expect(response.body).toMatchObject({ licenseeName: 'Ada Park', licenseeEmail: 'Ada@Example.com' });
-    expect((await getKey(tenant, key)).customer.id).toBe(customerId);
+    expect((await getLicense(tenant, key)).customer.id).toBe(customerId);
     expect(await customerCount(tenant.accountId)).toBe(1);
   });
 
@@ -347,7 +334,7 @@ describe('POST /key/activate — licensee', () => {
     expect((await activate(tenant, key, { hostId: 'h' })).status).toBe(200);
     const again = await activate(tenant, key, { hostId: 'h', licensee: { name: 'Late', email: 'late@example.com' } });
     expect(again.status).toBe(200);
-    expect((await getKey(tenant, key)).customer).toMatchObject({ name: 'Late', email: 'late@example.com' });
+    expect((await getLicense(tenant, key)).customer).toMatchObject({ name: 'Late', email: 'late@example.com' });
   });
 
   it('is ignored when the key already has a customer', async () => {
@@ -356,7 +343,7 @@ describe('POST /key/activate — licensee', () => {
     const response = await activate(tenant, key, { licensee: { name: 'Ignored', email: 'ignored@example.com' } });
     expect(response.status).toBe(200);
     expect(response.body).toMatchObject({ licenseeName: 'Ada Park', licenseeEmail: 'ada@example.com' });
-    expect((await getKey(tenant, key)).customer.id).toBe(customerId);
+    expect((await getLicense(tenant, key)).customer.id).toBe(customerId);
     expect(await customerCount(tenant.accountId)).toBe(1);
   });
 
@@ -368,8 +355,8 @@ describe('POST /key/activate — licensee', () => {
       hostId: 'second',
       licensee: { name: 'Nobody', email: 'nobody@example.com' },
     });
-    expectError(response, 403, 2, 'Activation limit reached');
-    expect((await getKey(tenant, key)).customer).toBeNull();
+    expectError(response, ERRORS.activationLimit);
+    expect((await getLicense(tenant, key)).customer).toBeNull();
     expect(await customerCount(tenant.accountId)).toBe(0);
   });
 
@@ -393,10 +380,10 @@ describe('POST /key/activate — validation', () => {
     const key = await createKey(tenant);
     const { api, productId } = tenant;
     for (const path of PATHS) {
-      expectError(await api.post(path, {}), 400, 1, 'Missing required params');
-      expectError(await api.post(path, { productId }), 400, 1, 'Missing required params');
-      expectError(await api.post(path, { productId, licenseKey: '' }), 400, 1, 'Missing required params');
-      expectError(await api.post(path, { productId: 'short', licenseKey: key }), 400, 1, 'Invalid productId');
+      expectError(await api.post(path, {}), ERRORS.missingParams);
+      expectError(await api.post(path, { productId }), ERRORS.missingParams);
+      expectError(await api.post(path, { productId, licenseKey: '' }), ERRORS.missingParams);
+      expectError(await api.post(path, { productId: 'short', licenseKey: key }), ERRORS.invalidProductId);
       expectError(await api.post(path, { productId, licenseKey: 'K'.repeat(513) }), 400, 1, 'Invalid licenseKey');
       expectError(await api.post(path, { productId, licenseKey: key, hostId: 'h'.repeat(257) }), 400, 1, 'Invalid hostId');
       expectError(await api.post(path, { productId, licenseKey: key, hostId: 7 }), 400, 1, 'Invalid hostId');
@@ -408,9 +395,7 @@ describe('POST /key/activate — validation', () => {
       );
       expectError(
         await api.post(path, { productId, licenseKey: key, licensee: { name: 'No email' } }),
-        400,
-        1,
-        'Missing required params',
+        ERRORS.missingParams,
       );
       expectError(
         await api.post(path, { productId, licenseKey: key, licensee: { name: 'N', email: 'not-an-email' } }),
@@ -420,14 +405,12 @@ describe('POST /key/activate — validation', () => {
       );
       expectError(
         await api.post(path, { productId, licenseKey: key, licensee: { name: '', email: 'a@b.co' } }),
-        400,
-        1,
-        'Missing required params',
+        ERRORS.missingParams,
       );
       expectError(await api.post(path, { productId, licenseKey: key, licensee: 'x' }), 400, 1, 'Invalid licensee');
-      expectError(await api.post(path, '{"productId":'), 400, 1, 'Invalid JSON body');
+      expectError(await api.post(path, '{"productId":'), ERRORS.invalidJson);
     }
-    expect((await getKey(tenant, key)).license.activations).toBe(0);
+    expect((await getLicense(tenant, key)).license.activations).toBe(0);
   });
 
   it('a 256-char hostId is accepted', async () => {
@@ -443,13 +426,16 @@ describe('POST /key/activate — security', () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
     const body = { productId: tenant.productId, licenseKey: key };
-    expectError(await client(t.app).post(path, body), 401, 1, 'Invalid access token');
-    expectError(await client(t.app, 'at_unknown_token_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx').post(path, body), 401, 1, 'Invalid access token');
+    expectError(await client(t.app).post(path, body), ERRORS.invalidToken);
+    expectError(
+      await client(t.app, 'at_unknown_token_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx').post(path, body),
+      ERRORS.invalidToken,
+    );
     const noScope = await createToken(t.app, tenant.accountId, {
       scopes: ['licenses:read', 'licenses:write', 'licenses:block'],
     });
-    expectError(await client(t.app, noScope).post(path, body), 403, 1, 'Insufficient permissions for this operation');
-    expect((await getKey(tenant, key)).license.activations).toBe(0);
+    expectError(await client(t.app, noScope).post(path, body), ERRORS.forbidden);
+    expect((await getLicense(tenant, key)).license.activations).toBe(0);
   });
 
   it.each(PATHS)("%s: another account's key answers exactly like a missing one", async (path) => {
@@ -457,8 +443,8 @@ describe('POST /key/activate — security', () => {
     const key = await createKey(owner);
     const stranger = await createTenant(t.app);
     const response = await stranger.api.post(path, { productId: owner.productId, licenseKey: key });
-    expectError(response, 404, 1, 'License key not found');
-    expect((await getKey(owner, key)).license.activations).toBe(0);
+    expectError(response, ERRORS.keyNotFound);
+    expect((await getLicense(owner, key)).license.activations).toBe(0);
   });
 
   it.each(PATHS)('%s: a token restricted to other products cannot see the key', async (path) => {
@@ -467,7 +453,7 @@ describe('POST /key/activate — security', () => {
     const otherProduct = await createProduct(t.app, tenant.accountId);
     const restricted = await createToken(t.app, tenant.accountId, { productIds: [otherProduct] });
     const response = await client(t.app, restricted).post(path, { productId: tenant.productId, licenseKey: key });
-    expectError(response, 404, 1, 'License key not found');
+    expectError(response, ERRORS.keyNotFound);
     const own = await createToken(t.app, tenant.accountId, { productIds: [tenant.productId] });
     expect((await client(t.app, own).post(path, { productId: tenant.productId, licenseKey: key })).status).toBe(200);
   });
@@ -483,7 +469,7 @@ describe('POST /key/activate — client IP', () => {
       { 'x-forwarded-for': '203.0.113.7' },
     );
     expect(response.status).toBe(200);
-    expect((await getKey(tenant, key)).license.devices[0].ipAddress).toBe('127.0.0.1');
+    expect((await getLicense(tenant, key)).license.devices[0].ipAddress).toBe('127.0.0.1');
   });
 
   it('records the first X-Forwarded-For hop behind a trusted proxy', async () => {

@@ -2,12 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { and, count, eq, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../../src/app.js';
 import { openPostgres } from '../../../src/db/client.js';
 import { migratePostgresDatabase } from '../../../src/db/migrate.js';
-import { customers, licenseKeys } from '../../../src/db/schema/index.js';
 import { ADMIN_TOKEN, testConfig, useTestApp, usingPostgres } from '../../helpers/app.js';
 import {
   admin,
@@ -16,45 +15,23 @@ import {
   createTenant,
   createToken,
   client,
+  customerView,
+  DEFAULT_KEY,
+  ERRORS,
   expectError,
-  type ApiResponse,
+  getLicense,
+  HEX_ID,
+  ISO_MS,
+  keyCreator,
+  licenseView,
+  storedRows,
   type Tenant,
+  uniqueEmail,
 } from '../../helpers/fixtures.js';
 import { createFreshDatabase, request, startServer } from '../../helpers/server-process.js';
 
 const t = useTestApp();
-
-const DEFAULT_KEY = /^[A-Z0-9]{5}(-[A-Z0-9]{5}){3}$/;
-const HEX_ID = /^[0-9a-f]{22}$/;
-const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-const uniqueEmail = (local = 'user') => `${local}.${randomBytes(5).toString('hex')}@example.com`;
-
-async function getLicense(tenant: Tenant, key: string) {
-  const response = await tenant.api.get('/key', { productId: tenant.productId, licenseKey: key });
-  expect(response.status, JSON.stringify(response.body)).toBe(200);
-  return response.body.data as { license: Record<string, any>; customer: Record<string, any> | null };
-}
-
-async function customerCount(accountId: string) {
-  const [row] = await t.database.db.select({ n: count() }).from(customers).where(eq(customers.accountId, accountId));
-  return row!.n;
-}
-
-async function keyCount(accountId: string) {
-  const [row] = await t.database.db
-    .select({ n: count() })
-    .from(licenseKeys)
-    .where(eq(licenseKeys.accountId, accountId));
-  return row!.n;
-}
-
-async function keyRow(tenant: Tenant, key: string) {
-  const [row] = await t.database.db
-    .select()
-    .from(licenseKeys)
-    .where(and(eq(licenseKeys.productId, tenant.productId), eq(licenseKeys.key, key)));
-  return row!;
-}
+const { customerCount, disableCustomer, keyCount, keyRow } = storedRows(t);
 
 /** One calendar month later, clamped to the target month's last day: written independently of src/lib/dates. */
 function oneMonthAfter(date: Date): Date {
@@ -67,14 +44,7 @@ function oneMonthAfter(date: Date): Date {
 }
 
 describe.each(['/create-key', '/key'])('POST %s', (path) => {
-  const create = (tenant: Tenant, body: Record<string, unknown>) =>
-    tenant.api.post(path, { productId: tenant.productId, ...body });
-
-  async function createOk(tenant: Tenant, body: Record<string, unknown> = {}): Promise<ApiResponse> {
-    const response = await create(tenant, body);
-    expect(response.status, JSON.stringify(response.body)).toBe(200);
-    return response;
-  }
+  const { create, createOk } = keyCreator(path);
 
   describe('seed examples', () => {
     it('simple key with usesPerKey and expiryDate', async () => {
@@ -96,7 +66,7 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
       const response = await createOk(tenant, { newCustomer: { name: 'John Doe', email } });
       expect(response.body).toEqual({ code: 0, key: expect.stringMatching(DEFAULT_KEY) });
       const { customer } = await getLicense(tenant, response.body.key);
-      expect(customer).toEqual({ id: expect.stringMatching(HEX_ID), name: 'John Doe', email, active: true });
+      expect(customer).toEqual(customerView({ name: 'John Doe', email }));
     });
 
     it('assign to an existing customer', async () => {
@@ -113,9 +83,7 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
       const tenant = await createTenant(t.app);
       expectError(
         await tenant.api.post(path, { productId: 'your_product_id_123', usesPerKey: '3', expiryDate: '2025-06-30T23:59:59Z' }),
-        400,
-        1,
-        'Invalid productId',
+        ERRORS.invalidProductId,
       );
     });
 
@@ -153,20 +121,7 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
       const tenant = await createTenant(t.app);
       const { body } = await createOk(tenant);
       const { license } = await getLicense(tenant, body.key);
-      expect(license).toEqual({
-        id: expect.stringMatching(HEX_ID),
-        key: body.key,
-        productId: tenant.productId,
-        maxActivations: null,
-        activations: 0,
-        devices: [],
-        activated: true,
-        expirationDate: expect.stringMatching(ISO_MS),
-        metadata: null,
-        allowedHosts: null,
-        licenseType: 'node-locked',
-        blocked: false,
-      });
+      expect(license).toEqual(licenseView(body.key, tenant.productId));
     });
   });
 
@@ -174,44 +129,44 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
     it('missing, null or "" is Missing required params', async () => {
       const tenant = await createTenant(t.app);
       for (const body of [{}, { productId: null }, { productId: '' }, { usesPerKey: 'abc' }]) {
-        expectError(await tenant.api.post(path, body), 400, 1, 'Missing required params');
+        expectError(await tenant.api.post(path, body), ERRORS.missingParams);
       }
     });
 
     it('must be a string of 22–256 chars', async () => {
       const tenant = await createTenant(t.app);
       for (const productId of ['a'.repeat(21), 'a'.repeat(257), 12345678901234567890123, ['x'.repeat(22)], { id: 1 }, true]) {
-        expectError(await tenant.api.post(path, { productId }), 400, 1, 'Invalid productId');
+        expectError(await tenant.api.post(path, { productId }), ERRORS.invalidProductId);
       }
       for (const productId of ['a'.repeat(22), 'a'.repeat(256)]) {
-        expectError(await tenant.api.post(path, { productId }), 404, 1, 'Product not found or inactive');
+        expectError(await tenant.api.post(path, { productId }), ERRORS.productNotFound);
       }
     });
 
     it('an inactive product is 404/1', async () => {
       const tenant = await createTenant(t.app);
       const inactive = await createProduct(t.app, tenant.accountId, false);
-      expectError(await tenant.api.post(path, { productId: inactive }), 404, 1, 'Product not found or inactive');
+      expectError(await tenant.api.post(path, { productId: inactive }), ERRORS.productNotFound);
     });
 
     it('a product deactivated after keys were made refuses new keys', async () => {
       const tenant = await createTenant(t.app);
       await createOk(tenant);
       expect((await admin(t.app).send('PATCH', `/admin/products/${tenant.productId}`, { active: false })).status).toBe(200);
-      expectError(await create(tenant, {}), 404, 1, 'Product not found or inactive');
+      expectError(await create(tenant, {}), ERRORS.productNotFound);
     });
 
     it("another account's product is 404/1 and creates nothing there", async () => {
       const tenant = await createTenant(t.app);
       const other = await createTenant(t.app);
-      expectError(await tenant.api.post(path, { productId: other.productId }), 404, 1, 'Product not found or inactive');
+      expectError(await tenant.api.post(path, { productId: other.productId }), ERRORS.productNotFound);
       expect(await keyCount(other.accountId)).toBe(0);
     });
 
     it("a product outside the token's productIds is 404/1", async () => {
       const tenant = await createTenant(t.app, { productIds: 'own' });
       const second = await createProduct(t.app, tenant.accountId);
-      expectError(await tenant.api.post(path, { productId: second }), 404, 1, 'Product not found or inactive');
+      expectError(await tenant.api.post(path, { productId: second }), ERRORS.productNotFound);
       await createOk(tenant);
     });
   });
@@ -219,19 +174,14 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
   describe('authorization', () => {
     it('requires a bearer token', async () => {
       const tenant = await createTenant(t.app);
-      expectError(await client(t.app).post(path, { productId: tenant.productId }), 401, 1, 'Invalid access token');
-      expectError(await client(t.app, 'at_unknown').post(path, { productId: tenant.productId }), 401, 1, 'Invalid access token');
+      expectError(await client(t.app).post(path, { productId: tenant.productId }), ERRORS.invalidToken);
+      expectError(await client(t.app, 'at_unknown').post(path, { productId: tenant.productId }), ERRORS.invalidToken);
       expect(await keyCount(tenant.accountId)).toBe(0);
     });
 
     it('requires the licenses:write scope', async () => {
       const tenant = await createTenant(t.app, { scopes: ['licenses:read', 'customers:write'] });
-      expectError(
-        await create(tenant, { newCustomer: { name: 'No scope' } }),
-        403,
-        1,
-        'Insufficient permissions for this operation',
-      );
+      expectError(await create(tenant, { newCustomer: { name: 'No scope' } }), ERRORS.forbidden);
       const writer = client(t.app, await createToken(t.app, tenant.accountId, { scopes: ['licenses:write'] }));
       // A customer created as a side effect needs only the endpoint's scope (§1.2).
       const response = await writer.post(path, { productId: tenant.productId, newCustomer: { name: 'Side effect' } });
@@ -408,9 +358,7 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
       const tenant = await createTenant(t.app);
       expectError(
         await tenant.api.post(path, { productId: 'f'.repeat(22), customerId: 'cust_abc123' }),
-        404,
-        1,
-        'Product not found or inactive',
+        ERRORS.productNotFound,
       );
     });
 
@@ -445,20 +393,17 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
       const tenant = await createTenant(t.app);
       const first = await createOk(tenant, { newCustomer: { name: 'Dormant' } });
       const customerId = (await getLicense(tenant, first.body.key)).customer!.id;
-      await t.database.db.update(customers).set({ active: false }).where(eq(customers.id, customerId));
+      await disableCustomer(customerId);
       const { body } = await createOk(tenant, { customerId });
-      expect((await getLicense(tenant, body.key)).customer).toEqual({
-        id: customerId,
-        name: 'Dormant',
-        email: null,
-        active: false,
-      });
+      expect((await getLicense(tenant, body.key)).customer).toEqual(
+        customerView({ id: customerId, name: 'Dormant', email: null, active: false }),
+      );
     });
 
     it('newCustomer without name (absent, null, "") is Missing required params', async () => {
       const tenant = await createTenant(t.app);
       for (const newCustomer of [{}, { email: uniqueEmail() }, { name: null }, { name: '' }]) {
-        expectError(await create(tenant, { newCustomer }), 400, 1, 'Missing required params');
+        expectError(await create(tenant, { newCustomer }), ERRORS.missingParams);
       }
       expect(await customerCount(tenant.accountId)).toBe(0);
     });
@@ -835,9 +780,12 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
   describe('validation order and unknown fields', () => {
     it('Missing required params wins over invalid fields; then the first invalid field in table order', async () => {
       const tenant = await createTenant(t.app);
-      expectError(await tenant.api.post(path, { usesPerKey: 'x', newCustomer: {} }), 400, 1, 'Missing required params');
-      expectError(await create(tenant, { usesPerKey: 'x', newCustomer: {} }), 400, 1, 'Missing required params');
-      expectError(await tenant.api.post(path, { productId: 'short', expiryDate: 'bad', usesPerKey: 'x' }), 400, 1, 'Invalid productId');
+      expectError(await tenant.api.post(path, { usesPerKey: 'x', newCustomer: {} }), ERRORS.missingParams);
+      expectError(await create(tenant, { usesPerKey: 'x', newCustomer: {} }), ERRORS.missingParams);
+      expectError(
+        await tenant.api.post(path, { productId: 'short', expiryDate: 'bad', usesPerKey: 'x' }),
+        ERRORS.invalidProductId,
+      );
       expectError(await create(tenant, { expiryDate: 'bad', usesPerKey: 'x' }), 400, 1, 'Invalid usesPerKey');
       expectError(await create(tenant, { amountKeys: 0, metadata: [] }), 400, 1, 'Invalid metadata');
       expectError(await create(tenant, { format: { sections: 0 }, licenseType: 'x' }), 400, 1, 'Invalid licenseType');
@@ -855,8 +803,8 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
       const tenant = await createTenant(t.app);
       const inactive = await createProduct(t.app, tenant.accountId, false);
       const newCustomer = { name: 'Ghost', email: uniqueEmail() };
-      expectError(await tenant.api.post(path, { productId: inactive, newCustomer }), 404, 1, 'Product not found or inactive');
-      expectError(await tenant.api.post(path, { productId: 'f'.repeat(22), newCustomer }), 404, 1, 'Product not found or inactive');
+      expectError(await tenant.api.post(path, { productId: inactive, newCustomer }), ERRORS.productNotFound);
+      expectError(await tenant.api.post(path, { productId: 'f'.repeat(22), newCustomer }), ERRORS.productNotFound);
       expect(await customerCount(tenant.accountId)).toBe(0);
       // The email is still free.
       await createOk(tenant, { newCustomer });
@@ -890,7 +838,7 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
         const email = uniqueEmail();
         const response = await create(tenant, { newCustomer: { name: 'Lost', email }, amountKeys: 3 });
         expect(response.status).toBe(500);
-        expect(response.body).toEqual({ message: 'Server error', code: 1 });
+        expect(response.body).toEqual(ERRORS.serverError.body);
         expect(await customerCount(tenant.accountId)).toBe(0);
         expect(await keyCount(tenant.accountId)).toBe(0);
       } finally {
