@@ -231,6 +231,17 @@ export function keyCreator(path: string) {
   return { create, createOk };
 }
 
+/** POST /key/activate (or `path`, e.g. /activate-key) for a key of the tenant's product. */
+export const activate = (tenant: Tenant, key: string, body: Json = {}, path = '/key/activate') =>
+  tenant.api.post(path, { productId: tenant.productId, licenseKey: key, ...body });
+
+/** A key assigned to a new customer ("Ada Park", with `email` if given), whose id is returned too. */
+export async function keyWithCustomer(tenant: Tenant, body: Json = {}, email?: string) {
+  const key = await createKey(tenant, { newCustomer: { name: 'Ada Park', ...(email ? { email } : {}) }, ...body });
+  const { customer } = await getLicense(tenant, key);
+  return { key, customerId: customer.id as string };
+}
+
 /**
  * Reads straight from the database of a test app, for what the API does not show (or to check
  * that a refused request left nothing behind). The app is looked up at call time, so this can be
