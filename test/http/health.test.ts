@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { useTestApp } from '../helpers/app.js';
-import { client, expectError } from '../helpers/fixtures.js';
+import { client, ERRORS, expectError } from '../helpers/fixtures.js';
 
 const t = useTestApp();
 
@@ -18,10 +18,10 @@ describe('operations endpoints', () => {
   });
 
   it('unknown paths and methods answer 404 Not found', async () => {
-    expectError(await client(t.app).get('/nope'), 404, 1, 'Not found');
-    expectError(await client(t.app).send('DELETE', '/healthz'), 404, 1, 'Not found');
-    expectError(await client(t.app).get('/key/'), 404, 1, 'Not found');
-    expectError(await client(t.app).get('/KEY'), 404, 1, 'Not found');
+    expectError(await client(t.app).get('/nope'), ERRORS.notFound);
+    expectError(await client(t.app).send('DELETE', '/healthz'), ERRORS.notFound);
+    expectError(await client(t.app).get('/key/'), ERRORS.notFound);
+    expectError(await client(t.app).get('/KEY'), ERRORS.notFound);
   });
 
   it('echoes a request id header', async () => {

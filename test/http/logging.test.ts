@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { ADMIN_TOKEN, openTestDatabase, testConfig } from '../helpers/app.js';
-import { admin, client, createTenant, type Tenant } from '../helpers/fixtures.js';
+import { admin, client, createTenant, ERRORS, type Tenant } from '../helpers/fixtures.js';
 
 const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
 
@@ -119,7 +119,7 @@ describe('request logs', () => {
     try {
       const response = await client(broken, tenant.token).get('/key', { productId: tenant.productId, licenseKey: 'K' });
       expect(response.status).toBe(500);
-      expect(response.body).toEqual({ message: 'Server error', code: 1 });
+      expect(response.body).toEqual(ERRORS.serverError.body);
       const logged = brokenLines.map((line) => JSON.parse(line) as Record<string, any>);
       const failure = logged.find((record) => record.level === 50);
       expect(failure).toMatchObject({ reqId: response.headers['x-request-id'], err: { message: expect.any(String) } });

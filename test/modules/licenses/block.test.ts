@@ -1,14 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { useTestApp } from '../helpers/app.js';
+import { useTestApp } from '../../helpers/app.js';
 import {
   client,
   createKey,
   createProduct,
   createTenant,
   createToken,
+  ERRORS,
   expectError,
   type Tenant,
-} from '../helpers/fixtures.js';
+} from '../../helpers/fixtures.js';
 
 const t = useTestApp();
 
@@ -44,8 +45,8 @@ describe.each(VARIANTS)('$block / $unblock', ({ block, unblock }) => {
     const license = await licenseOf(tenant, key);
     expect(license).toMatchObject({ blocked: true, activated: false, activations: 1 });
     expect(license.devices.map((d: { hostId: string }) => d.hostId)).toEqual(['a']);
-    expectError(await activate(tenant, key, 'a'), 403, 2, 'License key is blocked');
-    expectError(await activate(tenant, key, 'b'), 403, 2, 'License key is blocked');
+    expectError(await activate(tenant, key, 'a'), ERRORS.keyBlocked);
+    expectError(await activate(tenant, key, 'b'), ERRORS.keyBlocked);
   });
 
   it('unblocking restores activation', async () => {
@@ -78,7 +79,7 @@ describe.each(VARIANTS)('$block / $unblock', ({ block, unblock }) => {
     expect((await call(tenant, block, key)).body).toEqual(BLOCKED);
     expect((await call(tenant, unblock, key)).body).toEqual(UNBLOCKED);
     expect(await licenseOf(tenant, key)).toMatchObject({ blocked: false, activated: false });
-    expectError(await activate(tenant, key, 'a'), 403, 2, 'License key has expired');
+    expectError(await activate(tenant, key, 'a'), ERRORS.keyExpired);
   });
 
   it('only the addressed key changes', async () => {
@@ -92,12 +93,12 @@ describe.each(VARIANTS)('$block / $unblock', ({ block, unblock }) => {
   it.each([block, unblock])('%s validates the body and answers 404 for an unknown key', async (path) => {
     const tenant = await createTenant(t.app);
     const { api, productId } = tenant;
-    expectError(await api.post(path, {}), 400, 1, 'Missing required params');
-    expectError(await api.post(path, { productId }), 400, 1, 'Missing required params');
-    expectError(await api.post(path, { licenseKey: 'K' }), 400, 1, 'Missing required params');
-    expectError(await api.post(path, { productId: 42, licenseKey: 'K' }), 400, 1, 'Invalid productId');
+    expectError(await api.post(path, {}), ERRORS.missingParams);
+    expectError(await api.post(path, { productId }), ERRORS.missingParams);
+    expectError(await api.post(path, { licenseKey: 'K' }), ERRORS.missingParams);
+    expectError(await api.post(path, { productId: 42, licenseKey: 'K' }), ERRORS.invalidProductId);
     expectError(await api.post(path, { productId, licenseKey: 'K'.repeat(513) }), 400, 1, 'Invalid licenseKey');
-    expectError(await api.post(path, { productId, licenseKey: 'NOPE' }), 404, 1, 'License key not found');
+    expectError(await api.post(path, { productId, licenseKey: 'NOPE' }), ERRORS.keyNotFound);
   });
 });
 
@@ -106,11 +107,11 @@ describe('block / unblock — security', () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
     const body = { productId: tenant.productId, licenseKey: key };
-    expectError(await client(t.app).post(path, body), 401, 1, 'Invalid access token');
+    expectError(await client(t.app).post(path, body), ERRORS.invalidToken);
     const noScope = await createToken(t.app, tenant.accountId, {
       scopes: ['licenses:read', 'licenses:write', 'licenses:activate'],
     });
-    expectError(await client(t.app, noScope).post(path, body), 403, 1, 'Insufficient permissions for this operation');
+    expectError(await client(t.app, noScope).post(path, body), ERRORS.forbidden);
     const onlyBlock = await createToken(t.app, tenant.accountId, { scopes: ['licenses:block'] });
     expect((await client(t.app, onlyBlock).post(path, body)).status).toBe(200);
   });
@@ -120,10 +121,10 @@ describe('block / unblock — security', () => {
     const key = await createKey(tenant);
     const body = { productId: tenant.productId, licenseKey: key };
     const stranger = await createTenant(t.app);
-    expectError(await stranger.api.post(path, body), 404, 1, 'License key not found');
+    expectError(await stranger.api.post(path, body), ERRORS.keyNotFound);
     const otherProduct = await createProduct(t.app, tenant.accountId);
     const restricted = await createToken(t.app, tenant.accountId, { productIds: [otherProduct] });
-    expectError(await client(t.app, restricted).post(path, body), 404, 1, 'License key not found');
+    expectError(await client(t.app, restricted).post(path, body), ERRORS.keyNotFound);
     expect((await licenseOf(tenant, key)).blocked).toBe(false);
   });
 
@@ -132,7 +133,7 @@ describe('block / unblock — security', () => {
     const key = await createKey(tenant);
     await call(tenant, '/key/block', key);
     const stranger = await createTenant(t.app);
-    expectError(await call({ ...stranger, productId: tenant.productId }, '/key/unblock', key), 404, 1, 'License key not found');
+    expectError(await call({ ...stranger, productId: tenant.productId }, '/key/unblock', key), ERRORS.keyNotFound);
     expect((await licenseOf(tenant, key)).blocked).toBe(true);
   });
 });

@@ -1,18 +1,22 @@
-import { and, count, eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
-import { customers, licenseKeys } from '../../src/db/schema/index.js';
-import { useTestApp } from '../helpers/app.js';
+import { useTestApp } from '../../helpers/app.js';
 import {
   client,
   createKey,
   createProduct,
   createTenant,
   createToken,
+  customerView,
+  ERRORS,
   expectError,
+  getLicense,
+  storedRows,
   type Tenant,
-} from '../helpers/fixtures.js';
+} from '../../helpers/fixtures.js';
 
 const t = useTestApp();
+/** keyRow: the stored row, for the settings GET /key does not show. */
+const { customerCount, disableCustomer, keyRow } = storedRows(t);
 
 const UPDATED = { code: 0, message: 'License key updated', affectedCount: 1 };
 
@@ -22,26 +26,6 @@ const update = (tenant: Tenant, key: string, body: Record<string, unknown>) =>
 const expectUpdated = async (tenant: Tenant, key: string, body: Record<string, unknown>) => {
   const response = await update(tenant, key, body);
   expect({ status: response.status, body: response.body }).toEqual({ status: 200, body: UPDATED });
-};
-
-const getKey = async (tenant: Tenant, key: string) => {
-  const response = await tenant.api.get('/key', { productId: tenant.productId, licenseKey: key });
-  expect(response.status).toBe(200);
-  return response.body.data as { license: any; customer: any };
-};
-
-/** The stored row, for the settings GET /key does not show. */
-const storedKey = async (tenant: Tenant, key: string) => {
-  const [row] = await t.database.db
-    .select()
-    .from(licenseKeys)
-    .where(and(eq(licenseKeys.productId, tenant.productId), eq(licenseKeys.key, key)));
-  return row!;
-};
-
-const customerCount = async (accountId: string) => {
-  const [row] = await t.database.db.select({ n: count() }).from(customers).where(eq(customers.accountId, accountId));
-  return row!.n;
 };
 
 const activate = (tenant: Tenant, key: string, hostId: string) =>
@@ -56,9 +40,9 @@ describe('PATCH /key — fields', () => {
       metadata: { plan: 'pro' },
       allowedHosts: ['a'],
     });
-    const before = await storedKey(tenant, key);
+    const before = await keyRow(tenant, key);
     await expectUpdated(tenant, key, { metadata: { plan: 'enterprise', seats: 10 } });
-    const after = await storedKey(tenant, key);
+    const after = await keyRow(tenant, key);
     expect(after).toEqual({ ...before, metadata: { plan: 'enterprise', seats: 10 }, updatedAt: expect.any(Date) });
     expect(after.updatedAt.getTime()).toBeGreaterThanOrEqual(before.updatedAt.getTime());
   });
@@ -66,15 +50,15 @@ describe('PATCH /key — fields', () => {
   it('a body with only the key identifiers changes nothing and still answers 200', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { usesPerKey: 2 });
-    const before = await storedKey(tenant, key);
+    const before = await keyRow(tenant, key);
     await expectUpdated(tenant, key, {});
-    expect(await storedKey(tenant, key)).toEqual(before);
+    expect(await keyRow(tenant, key)).toEqual(before);
   });
 
   it('values equal to the stored ones do not rewrite the row', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { usesPerKey: 2, metadata: { b: 1, a: { y: 2, x: 1 } }, allowedHosts: ['h'] });
-    const before = await storedKey(tenant, key);
+    const before = await keyRow(tenant, key);
     await expectUpdated(tenant, key, {
       maxActivations: '2',
       metadata: { a: { x: 1, y: 2 }, b: 1 },
@@ -82,34 +66,34 @@ describe('PATCH /key — fields', () => {
       licenseType: 'node-locked',
       heartbeatInterval: 300,
     });
-    expect(await storedKey(tenant, key)).toEqual(before);
+    expect(await keyRow(tenant, key)).toEqual(before);
   });
 
   it('maxActivations / usesPerKey: digit string or integer; null = unlimited', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { usesPerKey: '1' });
     await expectUpdated(tenant, key, { maxActivations: '7' });
-    expect((await getKey(tenant, key)).license.maxActivations).toBe(7);
+    expect((await getLicense(tenant, key)).license.maxActivations).toBe(7);
     await expectUpdated(tenant, key, { usesPerKey: 4 });
-    expect((await getKey(tenant, key)).license.maxActivations).toBe(4);
+    expect((await getLicense(tenant, key)).license.maxActivations).toBe(4);
     await expectUpdated(tenant, key, { maxActivations: 5, usesPerKey: '5' });
-    expect((await getKey(tenant, key)).license.maxActivations).toBe(5);
+    expect((await getLicense(tenant, key)).license.maxActivations).toBe(5);
     await expectUpdated(tenant, key, { maxActivations: null });
-    expect((await getKey(tenant, key)).license.maxActivations).toBeNull();
+    expect((await getLicense(tenant, key)).license.maxActivations).toBeNull();
   });
 
   it('usesPerKey and maxActivations that differ → 400/1, nothing changes', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { usesPerKey: '1' });
     expectError(await update(tenant, key, { maxActivations: 2, usesPerKey: '3' }), 400, 1, 'usesPerKey and maxActivations must match');
-    expect((await getKey(tenant, key)).license.maxActivations).toBe(1);
+    expect((await getLicense(tenant, key)).license.maxActivations).toBe(1);
   });
 
   it('raising the limit lets a full key activate again', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { usesPerKey: '1' });
     expect((await activate(tenant, key, 'a')).status).toBe(200);
-    expectError(await activate(tenant, key, 'b'), 403, 2, 'Activation limit reached');
+    expectError(await activate(tenant, key, 'b'), ERRORS.activationLimit);
     await expectUpdated(tenant, key, { usesPerKey: '2' });
     expect((await activate(tenant, key, 'b')).status).toBe(200);
   });
@@ -119,32 +103,32 @@ describe('PATCH /key — fields', () => {
     const key = await createKey(tenant, { usesPerKey: '3' });
     for (const host of ['a', 'b', 'c']) expect((await activate(tenant, key, host)).status).toBe(200);
     await expectUpdated(tenant, key, { maxActivations: 1 });
-    const { license } = await getKey(tenant, key);
+    const { license } = await getLicense(tenant, key);
     expect(license).toMatchObject({ maxActivations: 1, activations: 3 });
-    expectError(await activate(tenant, key, 'd'), 403, 2, 'Activation limit reached');
+    expectError(await activate(tenant, key, 'd'), ERRORS.activationLimit);
     expect((await activate(tenant, key, 'a')).status).toBe(200);
     const deactivate = await tenant.api.post('/key/deactivate', { productId: tenant.productId, licenseKey: key, hostId: 'a' });
     expect(deactivate.status).toBe(200);
-    expectError(await activate(tenant, key, 'd'), 403, 2, 'Activation limit reached');
+    expectError(await activate(tenant, key, 'd'), ERRORS.activationLimit);
   });
 
   it('expiryDate: a date sets it, null = never expires, omitted = unchanged', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { expiryDate: '2099-01-01' });
     await expectUpdated(tenant, key, { expiryDate: '2030-06-30T12:00:00+02:00' });
-    expect((await getKey(tenant, key)).license.expirationDate).toBe('2030-06-30T10:00:00.000Z');
+    expect((await getLicense(tenant, key)).license.expirationDate).toBe('2030-06-30T10:00:00.000Z');
     await expectUpdated(tenant, key, { metadata: { x: 1 } });
-    expect((await getKey(tenant, key)).license.expirationDate).toBe('2030-06-30T10:00:00.000Z');
+    expect((await getLicense(tenant, key)).license.expirationDate).toBe('2030-06-30T10:00:00.000Z');
     await expectUpdated(tenant, key, { expiryDate: null });
-    expect((await getKey(tenant, key)).license.expirationDate).toBeNull();
+    expect((await getLicense(tenant, key)).license.expirationDate).toBeNull();
   });
 
   it('a past expiryDate expires the key; a future one revives it', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
     await expectUpdated(tenant, key, { expiryDate: '2020-01-01' });
-    expect((await getKey(tenant, key)).license.activated).toBe(false);
-    expectError(await activate(tenant, key, 'a'), 403, 2, 'License key has expired');
+    expect((await getLicense(tenant, key)).license.activated).toBe(false);
+    expectError(await activate(tenant, key, 'a'), ERRORS.keyExpired);
     await expectUpdated(tenant, key, { expiryDate: '2099-01-01' });
     expect((await activate(tenant, key, 'a')).status).toBe(200);
   });
@@ -153,22 +137,22 @@ describe('PATCH /key — fields', () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { metadata: { a: 1, b: 2 } });
     await expectUpdated(tenant, key, { metadata: { c: 3 } });
-    expect((await getKey(tenant, key)).license.metadata).toEqual({ c: 3 });
+    expect((await getLicense(tenant, key)).license.metadata).toEqual({ c: 3 });
     await expectUpdated(tenant, key, { metadata: null });
-    expect((await getKey(tenant, key)).license.metadata).toBeNull();
+    expect((await getLicense(tenant, key)).license.metadata).toBeNull();
   });
 
   it('allowedHosts replaces; null and [] clear', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
     await expectUpdated(tenant, key, { allowedHosts: ['a', 'b'] });
-    expect((await getKey(tenant, key)).license.allowedHosts).toEqual(['a', 'b']);
-    expectError(await activate(tenant, key, 'c'), 403, 2, 'Host not allowed for this license');
+    expect((await getLicense(tenant, key)).license.allowedHosts).toEqual(['a', 'b']);
+    expectError(await activate(tenant, key, 'c'), ERRORS.hostNotAllowed);
     await expectUpdated(tenant, key, { allowedHosts: [] });
-    expect((await getKey(tenant, key)).license.allowedHosts).toBeNull();
+    expect((await getLicense(tenant, key)).license.allowedHosts).toBeNull();
     await expectUpdated(tenant, key, { allowedHosts: ['x'] });
     await expectUpdated(tenant, key, { allowedHosts: null });
-    expect((await getKey(tenant, key)).license.allowedHosts).toBeNull();
+    expect((await getLicense(tenant, key)).license.allowedHosts).toBeNull();
     expect((await activate(tenant, key, 'c')).status).toBe(200);
   });
 
@@ -176,13 +160,13 @@ describe('PATCH /key — fields', () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { maxConcurrentSessions: 2 });
     await expectUpdated(tenant, key, { maxConcurrentSessions: 9, heartbeatInterval: 120, sessionLeaseDuration: 600 });
-    expect(await storedKey(tenant, key)).toMatchObject({
+    expect(await keyRow(tenant, key)).toMatchObject({
       maxConcurrentSessions: 9,
       heartbeatInterval: 120,
       sessionLeaseDuration: 600,
     });
     await expectUpdated(tenant, key, { maxConcurrentSessions: null });
-    expect((await storedKey(tenant, key)).maxConcurrentSessions).toBeNull();
+    expect((await keyRow(tenant, key)).maxConcurrentSessions).toBeNull();
   });
 
   it('switching to floating removes every device; back to node-locked allows activation again', async () => {
@@ -190,9 +174,9 @@ describe('PATCH /key — fields', () => {
     const key = await createKey(tenant);
     for (const host of ['a', 'b']) expect((await activate(tenant, key, host)).status).toBe(200);
     await expectUpdated(tenant, key, { licenseType: 'floating' });
-    const { license } = await getKey(tenant, key);
+    const { license } = await getLicense(tenant, key);
     expect(license).toMatchObject({ licenseType: 'floating', activations: 0, devices: [] });
-    expectError(await activate(tenant, key, 'a'), 403, 2, 'Floating licenses must use checkout');
+    expectError(await activate(tenant, key, 'a'), ERRORS.floatingLicense);
     await expectUpdated(tenant, key, { licenseType: 'node-locked' });
     expect((await activate(tenant, key, 'a')).status).toBe(200);
   });
@@ -202,7 +186,7 @@ describe('PATCH /key — fields', () => {
     const key = await createKey(tenant, { expiryDate: '2020-01-01' });
     expect((await tenant.api.post('/key/block', { productId: tenant.productId, licenseKey: key })).status).toBe(200);
     await expectUpdated(tenant, key, { metadata: { note: 'still editable' } });
-    expect((await getKey(tenant, key)).license).toMatchObject({ blocked: true, metadata: { note: 'still editable' } });
+    expect((await getLicense(tenant, key)).license).toMatchObject({ blocked: true, metadata: { note: 'still editable' } });
   });
 });
 
@@ -210,12 +194,12 @@ describe('PATCH /key — customer assignment', () => {
   it('customerId assigns an existing customer; null unassigns', async () => {
     const tenant = await createTenant(t.app);
     const owned = await createKey(tenant, { newCustomer: { name: 'Ada Park', email: 'ada@example.com' } });
-    const customerId = (await getKey(tenant, owned)).customer.id;
+    const customerId = (await getLicense(tenant, owned)).customer.id;
     const key = await createKey(tenant);
     await expectUpdated(tenant, key, { customerId });
-    expect((await getKey(tenant, key)).customer).toEqual({ id: customerId, name: 'Ada Park', email: 'ada@example.com', active: true });
+    expect((await getLicense(tenant, key)).customer).toEqual(customerView({ id: customerId, name: 'Ada Park', email: 'ada@example.com' }));
     await expectUpdated(tenant, key, { customerId: null });
-    expect((await getKey(tenant, key)).customer).toBeNull();
+    expect((await getLicense(tenant, key)).customer).toBeNull();
     expect(await customerCount(tenant.accountId)).toBe(1);
   });
 
@@ -224,26 +208,26 @@ describe('PATCH /key — customer assignment', () => {
     const key = await createKey(tenant, { usesPerKey: '1' });
     const response = await update(tenant, key, { usesPerKey: '9', customerId: 'cust_abc123' });
     expectError(response, 404, 2, 'Customer with ID cust_abc123 not found');
-    expect((await getKey(tenant, key)).license.maxActivations).toBe(1);
+    expect((await getLicense(tenant, key)).license.maxActivations).toBe(1);
   });
 
   it("another account's customer is unknown", async () => {
     const other = await createTenant(t.app);
     const foreign = await createKey(other, { newCustomer: { name: 'Foreign' } });
-    const foreignId = (await getKey(other, foreign)).customer.id;
+    const foreignId = (await getLicense(other, foreign)).customer.id;
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
     expectError(await update(tenant, key, { customerId: foreignId }), 404, 2, `Customer with ID ${foreignId} not found`);
-    expect((await getKey(tenant, key)).customer).toBeNull();
+    expect((await getLicense(tenant, key)).customer).toBeNull();
   });
 
   it('newCustomer creates and assigns a customer', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
     await expectUpdated(tenant, key, { newCustomer: { name: 'Grace', email: 'grace@example.com' } });
-    expect((await getKey(tenant, key)).customer).toMatchObject({ name: 'Grace', email: 'grace@example.com', active: true });
+    expect((await getLicense(tenant, key)).customer).toMatchObject({ name: 'Grace', email: 'grace@example.com', active: true });
     await expectUpdated(tenant, key, { newCustomer: { name: 'No email' } });
-    expect((await getKey(tenant, key)).customer).toMatchObject({ name: 'No email', email: null });
+    expect((await getLicense(tenant, key)).customer).toMatchObject({ name: 'No email', email: null });
     expect(await customerCount(tenant.accountId)).toBe(2);
   });
 
@@ -253,7 +237,7 @@ describe('PATCH /key — customer assignment', () => {
     const key = await createKey(tenant, { metadata: { v: 1 } });
     const response = await update(tenant, key, { metadata: { v: 2 }, newCustomer: { name: 'Clash', email: 'ADA@example.com' } });
     expectError(response, 409, 2, 'CONFLICT: Customer email ADA@example.com already exists.');
-    const { license, customer } = await getKey(tenant, key);
+    const { license, customer } = await getLicense(tenant, key);
     expect(customer).toBeNull();
     expect(license.metadata).toEqual({ v: 1 });
     expect(await customerCount(tenant.accountId)).toBe(1);
@@ -271,11 +255,11 @@ describe('PATCH /key — customer assignment', () => {
   it('assigning an inactive customer is allowed; activation then fails', async () => {
     const tenant = await createTenant(t.app);
     const owned = await createKey(tenant, { newCustomer: { name: 'Off' } });
-    const customerId = (await getKey(tenant, owned)).customer.id;
-    await t.database.db.update(customers).set({ active: false }).where(eq(customers.id, customerId));
+    const customerId = (await getLicense(tenant, owned)).customer.id;
+    await disableCustomer(customerId);
     const key = await createKey(tenant);
     await expectUpdated(tenant, key, { customerId });
-    expectError(await activate(tenant, key, 'a'), 403, 2, 'Customer is inactive');
+    expectError(await activate(tenant, key, 'a'), ERRORS.customerInactive);
   });
 });
 
@@ -285,9 +269,9 @@ describe('PATCH /key — validation and lookup', () => {
     const key = await createKey(tenant, { metadata: { v: 1 } });
     const { productId } = tenant;
     const send = (body: Record<string, unknown>) => tenant.api.send('PATCH', '/key', body);
-    expectError(await send({}), 400, 1, 'Missing required params');
-    expectError(await send({ productId, metadata: {} }), 400, 1, 'Missing required params');
-    expectError(await send({ productId: 'short', licenseKey: key }), 400, 1, 'Invalid productId');
+    expectError(await send({}), ERRORS.missingParams);
+    expectError(await send({ productId, metadata: {} }), ERRORS.missingParams);
+    expectError(await send({ productId: 'short', licenseKey: key }), ERRORS.invalidProductId);
     const invalid: Array<[Record<string, unknown>, string]> = [
       [{ maxActivations: '0' }, 'Invalid maxActivations'],
       [{ maxActivations: '1.5' }, 'Invalid maxActivations'],
@@ -311,21 +295,21 @@ describe('PATCH /key — validation and lookup', () => {
     for (const [body, message] of invalid) {
       expectError(await send({ productId, licenseKey: key, metadata: { v: 2 }, ...body }), 400, 1, message);
     }
-    expectError(await send({ productId, licenseKey: key, newCustomer: { email: 'a@b.co' } }), 400, 1, 'Missing required params');
-    expect((await getKey(tenant, key)).license.metadata).toEqual({ v: 1 });
+    expectError(await send({ productId, licenseKey: key, newCustomer: { email: 'a@b.co' } }), ERRORS.missingParams);
+    expect((await getLicense(tenant, key)).license.metadata).toEqual({ v: 1 });
   });
 
   it('null on fields that cannot be cleared means omitted', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { licenseType: 'node-locked', heartbeatInterval: 120 });
     await expectUpdated(tenant, key, { licenseType: null, heartbeatInterval: null, newCustomer: null });
-    expect(await storedKey(tenant, key)).toMatchObject({ licenseType: 'node-locked', heartbeatInterval: 120, customerId: null });
+    expect(await keyRow(tenant, key)).toMatchObject({ licenseType: 'node-locked', heartbeatInterval: 120, customerId: null });
   });
 
   it('an unknown key → 404/1 License key not found (before the customer checks)', async () => {
     const tenant = await createTenant(t.app);
-    expectError(await update(tenant, 'NOPE', { customerId: 'cust_abc123' }), 404, 1, 'License key not found');
-    expectError(await update(tenant, 'NOPE', { newCustomer: { name: 'N' } }), 404, 1, 'License key not found');
+    expectError(await update(tenant, 'NOPE', { customerId: 'cust_abc123' }), ERRORS.keyNotFound);
+    expectError(await update(tenant, 'NOPE', { newCustomer: { name: 'N' } }), ERRORS.keyNotFound);
     expect(await customerCount(tenant.accountId)).toBe(0);
   });
 });
@@ -335,12 +319,12 @@ describe('PATCH /key — security', () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { usesPerKey: '1' });
     const body = { productId: tenant.productId, licenseKey: key, usesPerKey: '5' };
-    expectError(await client(t.app).send('PATCH', '/key', body), 401, 1, 'Invalid access token');
+    expectError(await client(t.app).send('PATCH', '/key', body), ERRORS.invalidToken);
     const noScope = await createToken(t.app, tenant.accountId, {
       scopes: ['licenses:read', 'licenses:activate', 'licenses:block', 'customers:write'],
     });
-    expectError(await client(t.app, noScope).send('PATCH', '/key', body), 403, 1, 'Insufficient permissions for this operation');
-    expect((await getKey(tenant, key)).license.maxActivations).toBe(1);
+    expectError(await client(t.app, noScope).send('PATCH', '/key', body), ERRORS.forbidden);
+    expect((await getLicense(tenant, key)).license.maxActivations).toBe(1);
   });
 
   it("another account's key and a restricted product answer exactly like a missing key", async () => {
@@ -348,13 +332,13 @@ describe('PATCH /key — security', () => {
     const key = await createKey(tenant, { usesPerKey: '1' });
     const body = { productId: tenant.productId, licenseKey: key, usesPerKey: '5' };
     const stranger = await createTenant(t.app);
-    expectError(await stranger.api.send('PATCH', '/key', body), 404, 1, 'License key not found');
+    expectError(await stranger.api.send('PATCH', '/key', body), ERRORS.keyNotFound);
     const otherProduct = await createProduct(t.app, tenant.accountId);
     const restricted = await createToken(t.app, tenant.accountId, { productIds: [otherProduct] });
-    expectError(await client(t.app, restricted).send('PATCH', '/key', body), 404, 1, 'License key not found');
-    expect((await getKey(tenant, key)).license.maxActivations).toBe(1);
+    expectError(await client(t.app, restricted).send('PATCH', '/key', body), ERRORS.keyNotFound);
+    expect((await getLicense(tenant, key)).license.maxActivations).toBe(1);
     const own = await createToken(t.app, tenant.accountId, { productIds: [tenant.productId] });
     expect((await client(t.app, own).send('PATCH', '/key', body)).body).toEqual(UPDATED);
-    expect((await getKey(tenant, key)).license.maxActivations).toBe(5);
+    expect((await getLicense(tenant, key)).license.maxActivations).toBe(5);
   });
 });

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AppError, Errors } from '../../src/lib/errors.js';
 import { recordActivation, recordActivationRefusal, recordKeysCreated } from '../../src/modules/licenses/metrics.js';
 import { createTestApp, useTestApp, type TestApp } from '../helpers/app.js';
-import { admin, client, createTenant, expectError } from '../helpers/fixtures.js';
+import { admin, client, createTenant, ERRORS, expectError } from '../helpers/fixtures.js';
 
 const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
 
@@ -148,10 +148,13 @@ describe('GET /metrics with METRICS_TOKEN', () => {
 
   it('requires the token: missing, wrong or another credential gets 401/1', async () => {
     const tenant = await createTenant(t.app);
-    expectError(await client(t.app).get('/metrics'), 401, 1, 'Invalid access token');
-    expectError(await client(t.app, `${METRICS_TOKEN}x`).get('/metrics'), 401, 1, 'Invalid access token');
-    expectError(await client(t.app, tenant.token).get('/metrics'), 401, 1, 'Invalid access token');
-    expectError(await client(t.app).get('/metrics', undefined, { authorization: `Basic ${METRICS_TOKEN}` }), 401, 1, 'Invalid access token');
+    expectError(await client(t.app).get('/metrics'), ERRORS.invalidToken);
+    expectError(await client(t.app, `${METRICS_TOKEN}x`).get('/metrics'), ERRORS.invalidToken);
+    expectError(await client(t.app, tenant.token).get('/metrics'), ERRORS.invalidToken);
+    expectError(
+      await client(t.app).get('/metrics', undefined, { authorization: `Basic ${METRICS_TOKEN}` }),
+      ERRORS.invalidToken,
+    );
   });
 
   it('answers with the token', async () => {

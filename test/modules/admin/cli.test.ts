@@ -5,24 +5,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { like } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accounts } from '../src/db/schema/index.js';
-import { openDatabase } from '../src/db/open.js';
-import { sha256Hex } from '../src/lib/hashing.js';
-import { newId } from '../src/lib/ids.js';
-import { usingPostgres } from './helpers/app.js';
-import { request, startServer, type ServerProcess } from './helpers/server-process.js';
+import { accounts } from '../../../src/db/schema/index.js';
+import { openDatabase } from '../../../src/db/open.js';
+import { sha256Hex } from '../../../src/lib/hashing.js';
+import { newId } from '../../../src/lib/ids.js';
+import { usingPostgres } from '../../helpers/app.js';
+import { ALL_SCOPES, ERRORS, HEX_ID } from '../../helpers/fixtures.js';
+import { request, startServer, type ServerProcess } from '../../helpers/server-process.js';
 
-const BIN = fileURLToPath(new URL('../bin/keymint-server.js', import.meta.url));
-const ALL_SCOPES = [
-  'customers:read',
-  'customers:write',
-  'customers:delete',
-  'licenses:read',
-  'licenses:write',
-  'licenses:activate',
-  'licenses:block',
-];
-const HEX_ID = /^[0-9a-f]{22}$/;
+const BIN = fileURLToPath(new URL('../../../bin/keymint-server.js', import.meta.url));
 
 // PGlite: one data directory for the whole file (CLI runs are sequential, as the lock requires).
 let root: string;
@@ -254,7 +245,7 @@ describe('keymint-server CLI', { timeout: 180_000 }, () => {
       expect(created.status).toBe(200);
       expect(created.body).toEqual({ code: 0, key: expect.stringMatching(/^[A-Z0-9]{5}(-[A-Z0-9]{5}){3}$/) });
       const refused = await request(server.url, 'POST', '/create-key', doomed.token, { productId: product.id });
-      expect(refused).toEqual({ status: 401, body: { message: 'Invalid access token', code: 1 } });
+      expect(refused).toEqual(ERRORS.invalidToken);
     });
 
     it.skipIf(usingPostgres)('a CLI command refuses while the server holds the same DATA_DIR', async () => {

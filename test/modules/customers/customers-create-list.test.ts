@@ -1,19 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { customers } from '../../src/db/schema/index.js';
-import { newId } from '../../src/lib/ids.js';
-import { useTestApp } from '../helpers/app.js';
-import { createTenant, expectError, type Tenant } from '../helpers/fixtures.js';
+import { customers } from '../../../src/db/schema/index.js';
+import { newId } from '../../../src/lib/ids.js';
+import { useTestApp } from '../../helpers/app.js';
+import { addCustomer, createTenant, ERRORS, expectError, HEX_ID, ISO_MS, type Tenant } from '../../helpers/fixtures.js';
 
 const t = useTestApp();
-
-const HEX22 = /^[0-9a-f]{22}$/;
-const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-
-async function addCustomer(tenant: Tenant, body: Record<string, unknown>): Promise<string> {
-  const response = await tenant.api.post('/customer', body);
-  expect(response.status, JSON.stringify(response.body)).toBe(201);
-  return response.body.id as string;
-}
 
 const listAll = (tenant: Tenant, query: Record<string, string> = {}) => tenant.api.get('/customer', query);
 
@@ -24,7 +15,7 @@ describe('POST /customer', () => {
     expect(response.status).toBe(201);
     expect(response.headers['content-type']).toBe('application/json; charset=utf-8');
     const id = response.body.id;
-    expect(id).toMatch(HEX22);
+    expect(id).toMatch(HEX_ID);
     expect(response.body).toStrictEqual({
       action: 'createCustomer',
       status: true,
@@ -101,7 +92,7 @@ describe('POST /customer', () => {
 
   it('answers 400/1 Invalid JSON body for malformed JSON', async () => {
     const tenant = await createTenant(t.app);
-    expectError(await tenant.api.post('/customer', '{"name":'), 400, 1, 'Invalid JSON body');
+    expectError(await tenant.api.post('/customer', '{"name":'), ERRORS.invalidJson);
   });
 });
 

@@ -1,29 +1,24 @@
 import { and, eq, inArray } from 'drizzle-orm';
 import type { LightMyRequestResponse } from 'fastify';
 import { describe, expect, it } from 'vitest';
-import { customers, devices, licenseKeys } from '../../src/db/schema/index.js';
-import { newId } from '../../src/lib/ids.js';
-import { useTestApp } from '../helpers/app.js';
+import { customers, devices, licenseKeys } from '../../../src/db/schema/index.js';
+import { newId } from '../../../src/lib/ids.js';
+import { useTestApp } from '../../helpers/app.js';
 import {
+  addCustomer,
   admin,
   client,
   createKey,
   createProduct,
   createTenant,
   createToken,
+  ERRORS,
   expectError,
+  HEX_ID,
   type Tenant,
-} from '../helpers/fixtures.js';
+} from '../../helpers/fixtures.js';
 
 const t = useTestApp();
-
-const HEX22 = /^[0-9a-f]{22}$/;
-
-async function addCustomer(tenant: Tenant, body: Record<string, unknown> = { name: 'Ada' }): Promise<string> {
-  const response = await tenant.api.post('/customer', body);
-  expect(response.status, JSON.stringify(response.body)).toBe(201);
-  return response.body.id as string;
-}
 
 async function keyRow(productId: string, key: string) {
   const [row] = await t.database.db
@@ -94,7 +89,7 @@ describe('GET /customer/keys', () => {
             allowedHosts: ['host-0'],
           },
           {
-            id: expect.stringMatching(HEX22),
+            id: expect.stringMatching(HEX_ID),
             key: second,
             productId: tenant.productId,
             maxActivations: null,
@@ -105,7 +100,7 @@ describe('GET /customer/keys', () => {
             allowedHosts: null,
           },
           {
-            id: expect.stringMatching(HEX22),
+            id: expect.stringMatching(HEX_ID),
             key: expired,
             productId: tenant.productId,
             maxActivations: 1,
@@ -160,8 +155,8 @@ describe('GET /customer/keys', () => {
 
   it('answers 400/1 Missing required params without customerId', async () => {
     const tenant = await createTenant(t.app);
-    expectError(await tenant.api.get('/customer/keys'), 400, 1, 'Missing required params');
-    expectError(await customerKeys(tenant, ''), 400, 1, 'Missing required params');
+    expectError(await tenant.api.get('/customer/keys'), ERRORS.missingParams);
+    expectError(await customerKeys(tenant, ''), ERRORS.missingParams);
   });
 
   it('answers 404/1 Customer not found for an unknown id and for another account customer', async () => {
@@ -169,8 +164,8 @@ describe('GET /customer/keys', () => {
     const other = await createTenant(t.app);
     const theirs = await addCustomer(other);
     await createKey(other, { customerId: theirs });
-    expectError(await customerKeys(tenant, 'cust_abc123'), 404, 1, 'Customer not found');
-    expectError(await customerKeys(tenant, theirs), 404, 1, 'Customer not found');
+    expectError(await customerKeys(tenant, 'cust_abc123'), ERRORS.customerNotFound);
+    expectError(await customerKeys(tenant, theirs), ERRORS.customerNotFound);
   });
 });
 
@@ -204,14 +199,9 @@ describe('DELETE /customer/by-id', () => {
       code: 0,
     });
 
-    expectError(await tenant.api.get('/customer/by-id', { customerId }), 404, 1, 'Customer not found');
+    expectError(await tenant.api.get('/customer/by-id', { customerId }), ERRORS.customerNotFound);
     for (const licenseKey of keys) {
-      expectError(
-        await tenant.api.get('/key', { productId: tenant.productId, licenseKey }),
-        404,
-        1,
-        'License key not found',
-      );
+      expectError(await tenant.api.get('/key', { productId: tenant.productId, licenseKey }), ERRORS.keyNotFound);
     }
     const orphans = await t.database.db.select().from(devices).where(inArray(devices.licenseKeyId, keyIds));
     expect(orphans).toEqual([]);
@@ -250,9 +240,9 @@ describe('DELETE /customer/by-id', () => {
 
   it('answers 400/1 Missing required params without customerId', async () => {
     const tenant = await createTenant(t.app);
-    expectError(await remove(tenant, ''), 400, 1, 'Missing required params');
-    expectError(await remove(tenant, '?customerId='), 400, 1, 'Missing required params');
-    expectError(await remove(tenant, '', { customerId: null }), 400, 1, 'Missing required params');
+    expectError(await remove(tenant, ''), ERRORS.missingParams);
+    expectError(await remove(tenant, '?customerId='), ERRORS.missingParams);
+    expectError(await remove(tenant, '', { customerId: null }), ERRORS.missingParams);
   });
 
   it('answers 400/1 Invalid customerId for a non-string body value', async () => {
@@ -265,8 +255,8 @@ describe('DELETE /customer/by-id', () => {
     const other = await createTenant(t.app);
     const theirs = await addCustomer(other);
     const theirKey = await createKey(other, { customerId: theirs });
-    expectError(await remove(tenant, '?customerId=cust_abc123'), 404, 1, 'Customer not found');
-    expectError(await remove(tenant, `?customerId=${theirs}`), 404, 1, 'Customer not found');
+    expectError(await remove(tenant, '?customerId=cust_abc123'), ERRORS.customerNotFound);
+    expectError(await remove(tenant, `?customerId=${theirs}`), ERRORS.customerNotFound);
     expect(await customerExists(theirs)).toBe(true);
     expect((await other.api.get('/key', { productId: other.productId, licenseKey: theirKey })).status).toBe(200);
   });
@@ -281,12 +271,7 @@ describe('DELETE /customer/by-id', () => {
     const ownKeyId = (await keyRow(tenant.productId, ownKey)).id;
     await addDevices(ownKeyId, 1);
 
-    expectError(
-      await remove(tenant, `?customerId=${customerId}`),
-      403,
-      1,
-      'Insufficient permissions for this operation',
-    );
+    expectError(await remove(tenant, `?customerId=${customerId}`), ERRORS.forbidden);
     expect(await customerExists(customerId)).toBe(true);
     const remaining = await customerKeys(owner, customerId);
     expect(remaining.body.data.licenseKeys.map((k: { key: string }) => k.key)).toEqual([ownKey, foreignKey]);
@@ -300,7 +285,7 @@ describe('DELETE /customer/by-id', () => {
     const withoutKeys = await addCustomer(tenant, { name: 'Bob' });
     expect((await remove(tenant, `?customerId=${withKey}`)).status).toBe(200);
     expect((await remove(tenant, `?customerId=${withoutKeys}`)).status).toBe(200);
-    expectError(await tenant.api.get('/key', { productId: tenant.productId, licenseKey: key }), 404, 1, 'License key not found');
+    expectError(await tenant.api.get('/key', { productId: tenant.productId, licenseKey: key }), ERRORS.keyNotFound);
   });
 });
 
@@ -378,7 +363,7 @@ describe('POST /customer/disable', () => {
       tenant.api.post('/key/activate', { productId: tenant.productId, licenseKey, hostId: 'host-a' });
 
     expect((await tenant.api.post(`/customer/disable?customerId=${customerId}`)).body.message).toBe('Customer disabled');
-    expectError(await activate(), 403, 2, 'Customer is inactive');
+    expectError(await activate(), ERRORS.customerInactive);
     expect((await customerKeys(tenant, customerId)).body.data.licenseKeys[0].activations).toBe(0);
 
     expect((await tenant.api.post('/customer/disable', { customerId })).body.message).toBe('Customer enabled');
@@ -390,9 +375,9 @@ describe('POST /customer/disable', () => {
 
   it('answers 400/1 Missing required params without customerId', async () => {
     const tenant = await createTenant(t.app);
-    expectError(await tenant.api.post('/customer/disable'), 400, 1, 'Missing required params');
-    expectError(await tenant.api.post('/customer/disable', {}), 400, 1, 'Missing required params');
-    expectError(await tenant.api.post('/customer/disable?customerId=', { customerId: '' }), 400, 1, 'Missing required params');
+    expectError(await tenant.api.post('/customer/disable'), ERRORS.missingParams);
+    expectError(await tenant.api.post('/customer/disable', {}), ERRORS.missingParams);
+    expectError(await tenant.api.post('/customer/disable?customerId=', { customerId: '' }), ERRORS.missingParams);
   });
 
   it('answers 400/1 Invalid customerId for a non-string or over-long value', async () => {
@@ -410,8 +395,8 @@ describe('POST /customer/disable', () => {
     const tenant = await createTenant(t.app);
     const other = await createTenant(t.app);
     const theirs = await addCustomer(other);
-    expectError(await tenant.api.post('/customer/disable?customerId=cust_abc123'), 404, 1, 'Customer not found');
-    expectError(await tenant.api.post('/customer/disable', { customerId: theirs }), 404, 1, 'Customer not found');
+    expectError(await tenant.api.post('/customer/disable?customerId=cust_abc123'), ERRORS.customerNotFound);
+    expectError(await tenant.api.post('/customer/disable', { customerId: theirs }), ERRORS.customerNotFound);
     expect(await isActive(other, theirs)).toBe(true);
   });
 });

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { and, eq } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
-import { devices, licenseKeys } from '../../src/db/schema/index.js';
-import { newId } from '../../src/lib/ids.js';
-import { useTestApp } from '../helpers/app.js';
+import { devices, licenseKeys } from '../../../src/db/schema/index.js';
+import { newId } from '../../../src/lib/ids.js';
+import { useTestApp } from '../../helpers/app.js';
 import {
   admin,
   client,
@@ -11,13 +11,15 @@ import {
   createProduct,
   createTenant,
   createToken,
+  customerView,
+  ERRORS,
   expectError,
+  HEX_ID,
+  licenseView,
   type Tenant,
-} from '../helpers/fixtures.js';
+} from '../../helpers/fixtures.js';
 
 const t = useTestApp();
-
-const HEX_ID = /^[0-9a-f]{22}$/;
 
 /** GET /key (v2, query) and POST /get-key (v1, JSON body) with the same parameters. */
 const lookups = {
@@ -50,21 +52,14 @@ describe('GET /key (v2 names)', () => {
     expect(response.body).toEqual({
       code: 0,
       data: {
-        license: {
+        license: licenseView(key, tenant.productId, {
           id: await keyId(tenant, key),
-          key,
-          productId: tenant.productId,
           maxActivations: 5,
-          activations: 0,
-          devices: [],
-          activated: true,
           expirationDate: '2031-03-31T23:59:59.000Z',
           metadata: { plan: 'pro' },
           allowedHosts: ['host-a'],
-          licenseType: 'node-locked',
-          blocked: false,
-        },
-        customer: { id: expect.stringMatching(HEX_ID), name: 'Ada Park', email, active: true },
+        }),
+        customer: customerView({ name: 'Ada Park', email }),
       },
     });
   });
@@ -171,7 +166,7 @@ describe('POST /get-key (v1 names)', () => {
           licenseType: 'node-locked',
           blocked: false,
         },
-        customer: { id: expect.stringMatching(HEX_ID), name: 'Legacy', email: null, active: true },
+        customer: customerView({ name: 'Legacy', email: null }),
       },
     });
   });
@@ -196,34 +191,29 @@ describe.each(Object.entries(lookups))('%s errors', (_name, lookup) => {
       { productId: tenant.productId, licenseKey: '' },
       { productId: '', licenseKey: key },
     ]) {
-      expectError(await lookup(tenant, params), 400, 1, 'Missing required params');
+      expectError(await lookup(tenant, params), ERRORS.missingParams);
     }
   });
 
   it('validates productId (22–256 chars) and licenseKey (≤ 512 chars)', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
-    expectError(await lookup(tenant, { productId: 'short', licenseKey: key }), 400, 1, 'Invalid productId');
-    expectError(await lookup(tenant, { productId: 'p'.repeat(257), licenseKey: key }), 400, 1, 'Invalid productId');
+    expectError(await lookup(tenant, { productId: 'short', licenseKey: key }), ERRORS.invalidProductId);
+    expectError(await lookup(tenant, { productId: 'p'.repeat(257), licenseKey: key }), ERRORS.invalidProductId);
     expectError(
       await lookup(tenant, { productId: tenant.productId, licenseKey: 'k'.repeat(513) }),
       400,
       1,
       'Invalid licenseKey',
     );
-    expectError(
-      await lookup(tenant, { productId: tenant.productId, licenseKey: 'k'.repeat(512) }),
-      404,
-      1,
-      'License key not found',
-    );
+    expectError(await lookup(tenant, { productId: tenant.productId, licenseKey: 'k'.repeat(512) }), ERRORS.keyNotFound);
   });
 
   it('matches the key exactly: case-sensitive, no trimming', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
     for (const licenseKey of [key.toLowerCase(), ` ${key}`, `${key} `, key.replaceAll('-', '')]) {
-      expectError(await lookup(tenant, { productId: tenant.productId, licenseKey }), 404, 1, 'License key not found');
+      expectError(await lookup(tenant, { productId: tenant.productId, licenseKey }), ERRORS.keyNotFound);
     }
   });
 
@@ -231,20 +221,18 @@ describe.each(Object.entries(lookups))('%s errors', (_name, lookup) => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
     const second = await createProduct(t.app, tenant.accountId);
-    expectError(await lookup(tenant, { productId: second, licenseKey: key }), 404, 1, 'License key not found');
+    expectError(await lookup(tenant, { productId: second, licenseKey: key }), ERRORS.keyNotFound);
   });
 
   it("another account's key answers exactly like a missing one", async () => {
     const tenant = await createTenant(t.app);
     const other = await createTenant(t.app);
     const theirs = await createKey(other);
-    expectError(await lookup(tenant, { productId: other.productId, licenseKey: theirs }), 404, 1, 'License key not found');
-    expectError(await lookup(tenant, { productId: tenant.productId, licenseKey: theirs }), 404, 1, 'License key not found');
+    expectError(await lookup(tenant, { productId: other.productId, licenseKey: theirs }), ERRORS.keyNotFound);
+    expectError(await lookup(tenant, { productId: tenant.productId, licenseKey: theirs }), ERRORS.keyNotFound);
     expectError(
       await lookup(tenant, { productId: other.productId, licenseKey: 'NOSUC-HKEYX-XXXXX-XXXXX' }),
-      404,
-      1,
-      'License key not found',
+      ERRORS.keyNotFound,
     );
   });
 
@@ -253,7 +241,7 @@ describe.each(Object.entries(lookups))('%s errors', (_name, lookup) => {
     const second = await createProduct(t.app, tenant.accountId);
     const key = (await tenant.api.post('/key', { productId: second })).body.key as string;
     const restricted = { ...tenant, api: client(t.app, await createToken(t.app, tenant.accountId, { productIds: [tenant.productId] })) };
-    expectError(await lookup(restricted, { productId: second, licenseKey: key }), 404, 1, 'License key not found');
+    expectError(await lookup(restricted, { productId: second, licenseKey: key }), ERRORS.keyNotFound);
     expect((await lookup(tenant, { productId: second, licenseKey: key })).status).toBe(200);
   });
 
@@ -261,7 +249,7 @@ describe.each(Object.entries(lookups))('%s errors', (_name, lookup) => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
     await admin(t.app).send('PATCH', `/admin/products/${tenant.productId}`, { active: false });
-    expectError(await lookup(tenant, { productId: tenant.productId, licenseKey: key }), 404, 1, 'License key not found');
+    expectError(await lookup(tenant, { productId: tenant.productId, licenseKey: key }), ERRORS.keyNotFound);
     await admin(t.app).send('PATCH', `/admin/products/${tenant.productId}`, { active: true });
     expect((await lookup(tenant, { productId: tenant.productId, licenseKey: key })).status).toBe(200);
   });
@@ -269,12 +257,7 @@ describe.each(Object.entries(lookups))('%s errors', (_name, lookup) => {
   it('requires licenses:read', async () => {
     const tenant = await createTenant(t.app, { scopes: ['licenses:write', 'licenses:activate'] });
     const key = await createKey(tenant);
-    expectError(
-      await lookup(tenant, { productId: tenant.productId, licenseKey: key }),
-      403,
-      1,
-      'Insufficient permissions for this operation',
-    );
+    expectError(await lookup(tenant, { productId: tenant.productId, licenseKey: key }), ERRORS.forbidden);
     const reader = { ...tenant, api: client(t.app, await createToken(t.app, tenant.accountId, { scopes: ['licenses:read'] })) };
     expect((await lookup(reader, { productId: tenant.productId, licenseKey: key })).status).toBe(200);
   });
@@ -283,7 +266,7 @@ describe.each(Object.entries(lookups))('%s errors', (_name, lookup) => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
     const anonymous = { ...tenant, api: client(t.app) };
-    expectError(await lookup(anonymous, { productId: tenant.productId, licenseKey: key }), 401, 1, 'Invalid access token');
+    expectError(await lookup(anonymous, { productId: tenant.productId, licenseKey: key }), ERRORS.invalidToken);
   });
 });
 
@@ -296,16 +279,16 @@ describe('parameter types', () => {
       url: `/key?productId=${tenant.productId}&productId=${tenant.productId}&licenseKey=${key}`,
       headers: { authorization: `Bearer ${tenant.token}` },
     });
-    expect({ status: response.statusCode, body: response.json() }).toEqual({
-      status: 400,
-      body: { message: 'Invalid productId', code: 1 },
-    });
+    expect({ status: response.statusCode, body: response.json() }).toEqual(ERRORS.invalidProductId);
   });
 
   it('POST /get-key: non-string values are invalid', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
-    expectError(await tenant.api.post('/get-key', { productId: [tenant.productId], licenseKey: key }), 400, 1, 'Invalid productId');
+    expectError(
+      await tenant.api.post('/get-key', { productId: [tenant.productId], licenseKey: key }),
+      ERRORS.invalidProductId,
+    );
     expectError(await tenant.api.post('/get-key', { productId: tenant.productId, licenseKey: 12345 }), 400, 1, 'Invalid licenseKey');
     expectError(await tenant.api.post('/get-key', { productId: tenant.productId, licenseKey: { key } }), 400, 1, 'Invalid licenseKey');
   });

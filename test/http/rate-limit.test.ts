@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { buildApp } from '../../src/app.js';
 import { ADMIN_TOKEN, createTestApp, openTestDatabase, testConfig, type TestApp } from '../helpers/app.js';
 import { createAccessToken } from '../../src/modules/admin/tokens.js';
-import { createTenant, createToken, type Tenant } from '../helpers/fixtures.js';
+import { createTenant, createToken, ERRORS, type Tenant } from '../helpers/fixtures.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -62,14 +62,14 @@ describe('rate limits in one process', () => {
     for (let i = 1; i <= LIMIT; i++) {
       const response = await call(t.app, lookup, address, `Bearer ${tenant.token}`);
       expect(response.statusCode).toBe(404);
-      expect(response.json()).toEqual({ message: 'License key not found', code: 1 });
+      expect(response.json()).toEqual(ERRORS.keyNotFound.body);
       expect(headersOf(response)).toEqual({ limit: String(LIMIT), remaining: String(LIMIT - i), reset: expect.any(String) });
       expect(Number(response.headers['x-ratelimit-reset'])).toBeGreaterThanOrEqual(1);
       expect(Number(response.headers['x-ratelimit-reset'])).toBeLessThanOrEqual(60);
     }
     const limited = await call(t.app, lookup, address, `Bearer ${tenant.token}`);
     expect(limited.statusCode).toBe(429);
-    expect(limited.json()).toEqual({ message: 'Too many requests', code: 3 });
+    expect(limited.json()).toEqual(ERRORS.tooManyRequests.body);
     expect(limited.headers['content-type']).toBe('application/json; charset=utf-8');
     const retryAfter = limited.headers['retry-after'];
     expect(retryAfter).toMatch(/^[0-9]+$/);
@@ -93,12 +93,12 @@ describe('rate limits in one process', () => {
     for (let i = 0; i < LIMIT; i++) {
       const response = await call(t.app, lookup, address);
       expect(response.statusCode).toBe(401);
-      expect(response.json()).toEqual({ message: 'Invalid access token', code: 1 });
+      expect(response.json()).toEqual(ERRORS.invalidToken.body);
       expect(response.headers['x-ratelimit-remaining']).toBe(String(LIMIT - 1 - i));
     }
     const limited = await call(t.app, lookup, address);
     expect(limited.statusCode).toBe(429);
-    expect(limited.json()).toEqual({ message: 'Too many requests', code: 3 });
+    expect(limited.json()).toEqual(ERRORS.tooManyRequests.body);
     // Another address still reaches authentication.
     expect((await call(t.app, lookup, newAddress())).statusCode).toBe(401);
   });
@@ -110,7 +110,7 @@ describe('rate limits in one process', () => {
       for (let i = 0; i < LIMIT; i++) expect((await call(t.app, url, address, wrong())).statusCode).toBe(401);
       const limited = await call(t.app, url, address, wrong());
       expect(limited.statusCode).toBe(429);
-      expect(limited.json()).toEqual({ message: 'Too many requests', code: 3 });
+      expect(limited.json()).toEqual(ERRORS.tooManyRequests.body);
       // A valid token from the same address has a budget of its own.
       const fresh = await createAccessToken(t.database.db, { name: 'fresh', accountId: tenant.accountId });
       expect((await call(t.app, lookup, address, `Bearer ${fresh.token}`)).statusCode).toBe(404);
@@ -134,7 +134,7 @@ describe('rate limits in one process', () => {
     for (let i = 0; i < LIMIT + 2; i++) {
       const response = await call(t.app, '/no-such-path', address);
       expect(response.statusCode).toBe(404);
-      expect(response.json()).toEqual({ message: 'Not found', code: 1 });
+      expect(response.json()).toEqual(ERRORS.notFound.body);
       expect(response.headers['x-ratelimit-remaining']).toBe(String(Math.max(0, LIMIT - 1 - i)));
     }
     expect((await call(t.app, lookup, address)).statusCode).toBe(429);

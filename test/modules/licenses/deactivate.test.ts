@@ -1,14 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { useTestApp } from '../helpers/app.js';
+import { useTestApp } from '../../helpers/app.js';
 import {
   client,
   createKey,
   createProduct,
   createTenant,
   createToken,
+  ERRORS,
   expectError,
   type Tenant,
-} from '../helpers/fixtures.js';
+} from '../../helpers/fixtures.js';
 
 const t = useTestApp();
 
@@ -61,7 +62,7 @@ describe.each(PATHS)('%s', (path) => {
     const key = await createKey(tenant, { usesPerKey: '1' });
     await activate(tenant, key, 'old');
     const refused = await tenant.api.post('/key/activate', { productId: tenant.productId, licenseKey: key, hostId: 'new' });
-    expectError(refused, 403, 2, 'Activation limit reached');
+    expectError(refused, ERRORS.activationLimit);
     expect((await deactivate(tenant, key, { hostId: 'old' }, path)).status).toBe(200);
     await activate(tenant, key, 'new');
     expect(await hostsOf(tenant, key)).toEqual(['new']);
@@ -98,8 +99,8 @@ describe.each(PATHS)('%s', (path) => {
 
   it('unknown key (checked before the device) → 404/1 License key not found', async () => {
     const tenant = await createTenant(t.app);
-    expectError(await deactivate(tenant, 'NOPE', { hostId: 'a' }, path), 404, 1, 'License key not found');
-    expectError(await deactivate(tenant, 'NOPE', {}, path), 404, 1, 'License key not found');
+    expectError(await deactivate(tenant, 'NOPE', { hostId: 'a' }, path), ERRORS.keyNotFound);
+    expectError(await deactivate(tenant, 'NOPE', {}, path), ERRORS.keyNotFound);
   });
 
   it('works on blocked and on expired keys', async () => {
@@ -126,9 +127,9 @@ describe.each(PATHS)('%s', (path) => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
     const { api, productId } = tenant;
-    expectError(await api.post(path, {}), 400, 1, 'Missing required params');
-    expectError(await api.post(path, { productId, hostId: 'a' }), 400, 1, 'Missing required params');
-    expectError(await api.post(path, { productId: 'x'.repeat(21), licenseKey: key }), 400, 1, 'Invalid productId');
+    expectError(await api.post(path, {}), ERRORS.missingParams);
+    expectError(await api.post(path, { productId, hostId: 'a' }), ERRORS.missingParams);
+    expectError(await api.post(path, { productId: 'x'.repeat(21), licenseKey: key }), ERRORS.invalidProductId);
     expectError(await api.post(path, { productId, licenseKey: key, hostId: 'h'.repeat(257) }), 400, 1, 'Invalid hostId');
     expectError(await api.post(path, { productId, licenseKey: key, hostId: ['a'] }), 400, 1, 'Invalid hostId');
   });
@@ -139,16 +140,16 @@ describe.each(PATHS)('%s', (path) => {
     await activate(tenant, key, 'a');
     const body = { productId: tenant.productId, licenseKey: key, hostId: 'a' };
 
-    expectError(await client(t.app).post(path, body), 401, 1, 'Invalid access token');
+    expectError(await client(t.app).post(path, body), ERRORS.invalidToken);
     const noScope = await createToken(t.app, tenant.accountId, { scopes: ['licenses:read', 'licenses:write'] });
-    expectError(await client(t.app, noScope).post(path, body), 403, 1, 'Insufficient permissions for this operation');
+    expectError(await client(t.app, noScope).post(path, body), ERRORS.forbidden);
 
     const stranger = await createTenant(t.app);
-    expectError(await stranger.api.post(path, body), 404, 1, 'License key not found');
+    expectError(await stranger.api.post(path, body), ERRORS.keyNotFound);
 
     const otherProduct = await createProduct(t.app, tenant.accountId);
     const restricted = await createToken(t.app, tenant.accountId, { productIds: [otherProduct] });
-    expectError(await client(t.app, restricted).post(path, body), 404, 1, 'License key not found');
+    expectError(await client(t.app, restricted).post(path, body), ERRORS.keyNotFound);
 
     expect(await hostsOf(tenant, key)).toEqual(['a']);
   });

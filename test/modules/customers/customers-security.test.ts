@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { SCOPES } from '../../src/lib/scopes.js';
-import { ADMIN_TOKEN, useTestApp } from '../helpers/app.js';
-import { client, createTenant, createToken, expectError, type Tenant } from '../helpers/fixtures.js';
+import { SCOPES } from '../../../src/lib/scopes.js';
+import { ADMIN_TOKEN, useTestApp } from '../../helpers/app.js';
+import { client, createTenant, createToken, ERRORS, expectError, type Tenant } from '../../helpers/fixtures.js';
 
 const t = useTestApp();
 
@@ -96,14 +96,14 @@ describe.each(ENDPOINTS)('$method $path security', (endpoint) => {
     const tenant = await createTenant(t.app);
     const customerId = await addCustomer(tenant);
     for (const token of [undefined, 'at_unknown-token-0000000000000000000000000000', ADMIN_TOKEN]) {
-      expectError(await call(endpoint, customerId, token), 401, 1, 'Invalid access token');
+      expectError(await call(endpoint, customerId, token), ERRORS.invalidToken);
     }
     expect(await customerCount(tenant)).toBe(1);
     expect((await tenant.api.get('/customer/by-id', { customerId })).body.data[0].name).toBe('Ada');
   });
 
   it('answers 401/1 before validating the request', async () => {
-    expectError(await send(endpoint.method, endpoint.path), 401, 1, 'Invalid access token');
+    expectError(await send(endpoint.method, endpoint.path), ERRORS.invalidToken);
   });
 
   it(`answers 403/1 to a token without ${endpoint.scope}, changing nothing`, async () => {
@@ -112,9 +112,9 @@ describe.each(ENDPOINTS)('$method $path security', (endpoint) => {
     const token = await createToken(t.app, tenant.accountId, {
       scopes: SCOPES.filter((scope) => scope !== endpoint.scope),
     });
-    expectError(await call(endpoint, customerId, token), 403, 1, 'Insufficient permissions for this operation');
+    expectError(await call(endpoint, customerId, token), ERRORS.forbidden);
     const unvalidated = await send(endpoint.method, endpoint.path, token);
-    expectError(unvalidated, 403, 1, 'Insufficient permissions for this operation');
+    expectError(unvalidated, ERRORS.forbidden);
     expect(await customerCount(tenant)).toBe(1);
     const stored = (await tenant.api.get('/customer/by-id', { customerId })).body.data[0];
     expect(stored).toMatchObject({ name: 'Ada', active: true });
@@ -136,7 +136,7 @@ describe.each(ENDPOINTS.filter((endpoint) => endpoint.byId))('$method $path tena
     const owner = await createTenant(t.app);
     const stranger = await createTenant(t.app);
     const customerId = await addCustomer(owner);
-    expectError(await call(endpoint, customerId, stranger.token), 404, 1, 'Customer not found');
+    expectError(await call(endpoint, customerId, stranger.token), ERRORS.customerNotFound);
     const stored = (await client(t.app, owner.token).get('/customer/by-id', { customerId })).body.data[0];
     expect(stored).toMatchObject({ name: 'Ada', active: true });
   });

@@ -3,12 +3,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessTokens } from '../../src/db/schema/index.js';
 import { sha256Hex } from '../../src/lib/hashing.js';
 import { ADMIN_TOKEN, createTestApp, useTestApp, type TestApp } from '../helpers/app.js';
-import { admin, client, createKey, createProduct, createTenant, expectError, type Tenant } from '../helpers/fixtures.js';
+import {
+  admin,
+  ALL_SCOPES,
+  client,
+  createKey,
+  createProduct,
+  createTenant,
+  ERRORS,
+  expectError,
+  type Tenant,
+} from '../helpers/fixtures.js';
 
 const t = useTestApp();
-
-const INVALID = 'Invalid access token';
-const FORBIDDEN = 'Insufficient permissions for this operation';
 
 async function createKeyWith(authorization: string | undefined, productId: string) {
   const response = await t.app.inject({
@@ -44,54 +51,42 @@ describe('401 Invalid access token', () => {
     ['a very long token', `Bearer at_${'x'.repeat(5000)}`],
     ['the scheme glued to the token', 'Bearerat_abcdefghijklmnopqrstuvwxyz0123456789'],
   ])('%s', async (_label, authorization) => {
-    expect(await createKeyWith(authorization, tenant.productId)).toEqual({
-      status: 401,
-      body: { message: INVALID, code: 1 },
-    });
+    expect(await createKeyWith(authorization, tenant.productId)).toEqual(ERRORS.invalidToken);
   });
 
   it('two tokens after Bearer', async () => {
-    expect(await createKeyWith(`Bearer ${tenant.token} ${tenant.token}`, tenant.productId)).toEqual({
-      status: 401,
-      body: { message: INVALID, code: 1 },
-    });
+    expect(await createKeyWith(`Bearer ${tenant.token} ${tenant.token}`, tenant.productId)).toEqual(ERRORS.invalidToken);
   });
 
   it('the stored hash instead of the token', async () => {
-    expect(await createKeyWith(`Bearer ${sha256Hex(tenant.token)}`, tenant.productId)).toEqual({
-      status: 401,
-      body: { message: INVALID, code: 1 },
-    });
+    expect(await createKeyWith(`Bearer ${sha256Hex(tenant.token)}`, tenant.productId)).toEqual(ERRORS.invalidToken);
   });
 
   it('the admin token on a public endpoint', async () => {
-    expect(await createKeyWith(`Bearer ${ADMIN_TOKEN}`, tenant.productId)).toEqual({
-      status: 401,
-      body: { message: INVALID, code: 1 },
-    });
-    expectError(await client(t.app, ADMIN_TOKEN).get('/customer'), 401, 1, INVALID);
+    expect(await createKeyWith(`Bearer ${ADMIN_TOKEN}`, tenant.productId)).toEqual(ERRORS.invalidToken);
+    expectError(await client(t.app, ADMIN_TOKEN).get('/customer'), ERRORS.invalidToken);
   });
 
   it('an access token on an admin endpoint', async () => {
     const api = client(t.app, tenant.token);
-    expectError(await api.post('/admin/accounts', { name: 'nope' }), 401, 1, INVALID);
-    expectError(await api.get('/admin/tokens'), 401, 1, INVALID);
-    expectError(await api.send('PATCH', `/admin/products/${tenant.productId}`, { active: false }), 401, 1, INVALID);
+    expectError(await api.post('/admin/accounts', { name: 'nope' }), ERRORS.invalidToken);
+    expectError(await api.get('/admin/tokens'), ERRORS.invalidToken);
+    expectError(await api.send('PATCH', `/admin/products/${tenant.productId}`, { active: false }), ERRORS.invalidToken);
     expect((await tenant.api.post('/key', { productId: tenant.productId })).status).toBe(200);
   });
 
   it('a wrong or missing admin token', async () => {
-    expectError(await client(t.app, `${ADMIN_TOKEN}x`).post('/admin/accounts', { name: 'x' }), 401, 1, INVALID);
-    expectError(await client(t.app, ADMIN_TOKEN.slice(0, -1)).get('/admin/products'), 401, 1, INVALID);
-    expectError(await client(t.app).get('/admin/tokens'), 401, 1, INVALID);
+    expectError(await client(t.app, `${ADMIN_TOKEN}x`).post('/admin/accounts', { name: 'x' }), ERRORS.invalidToken);
+    expectError(await client(t.app, ADMIN_TOKEN.slice(0, -1)).get('/admin/products'), ERRORS.invalidToken);
+    expectError(await client(t.app).get('/admin/tokens'), ERRORS.invalidToken);
   });
 
   it('a revoked token is refused at once', async () => {
     const { id, token } = await tokenWithId(tenant.accountId);
     expect((await createKeyWith(`Bearer ${token}`, tenant.productId)).status).toBe(200);
     expect((await admin(t.app).send('DELETE', `/admin/tokens/${id}`)).body).toEqual({ code: 0, message: 'Token revoked' });
-    expect(await createKeyWith(`Bearer ${token}`, tenant.productId)).toEqual({ status: 401, body: { message: INVALID, code: 1 } });
-    expectError(await client(t.app, token).get('/customer'), 401, 1, INVALID);
+    expect(await createKeyWith(`Bearer ${token}`, tenant.productId)).toEqual(ERRORS.invalidToken);
+    expectError(await client(t.app, token).get('/customer'), ERRORS.invalidToken);
   });
 
   it('an expired token is refused; one expiring later works', async () => {
@@ -101,7 +96,7 @@ describe('401 Invalid access token', () => {
       .update(accessTokens)
       .set({ expiresAt: new Date(Date.now() - 1000) })
       .where(eq(accessTokens.id, id));
-    expect(await createKeyWith(`Bearer ${token}`, tenant.productId)).toEqual({ status: 401, body: { message: INVALID, code: 1 } });
+    expect(await createKeyWith(`Bearer ${token}`, tenant.productId)).toEqual(ERRORS.invalidToken);
   });
 });
 
@@ -124,15 +119,6 @@ describe('scheme', () => {
 });
 
 describe('403 scopes', () => {
-  const ALL_SCOPES = [
-    'customers:read',
-    'customers:write',
-    'customers:delete',
-    'licenses:read',
-    'licenses:write',
-    'licenses:activate',
-    'licenses:block',
-  ];
   type Call = (api: Tenant['api'], productId: string) => ReturnType<Tenant['api']['get']>;
   const missingKey = 'AAAAA-AAAAA-AAAAA-AAAAA';
   it.each<[string, string, Call, number]>([
@@ -143,7 +129,7 @@ describe('403 scopes', () => {
     ['GET /customer', 'customers:read', (api) => api.get('/customer'), 200],
   ])('%s needs %s', async (_label, scope, call, allowedStatus) => {
     const without = await createTenant(t.app, { scopes: ALL_SCOPES.filter((s) => s !== scope) });
-    expectError(await call(without.api, without.productId), 403, 1, FORBIDDEN);
+    expectError(await call(without.api, without.productId), ERRORS.forbidden);
     const only = await createTenant(t.app, { scopes: [scope] });
     const allowed = await call(only.api, only.productId);
     expect(allowed.status, JSON.stringify(allowed.body)).toBe(allowedStatus);
@@ -151,9 +137,9 @@ describe('403 scopes', () => {
 
   it('the scope check precedes validation and lookups', async () => {
     const tenant = await createTenant(t.app, { scopes: ['licenses:read'] });
-    expectError(await tenant.api.post('/create-key', {}), 403, 1, FORBIDDEN);
-    expectError(await tenant.api.post('/create-key', { productId: 'short' }), 403, 1, FORBIDDEN);
-    expectError(await tenant.api.post('/create-key', { productId: 'f'.repeat(22) }), 403, 1, FORBIDDEN);
+    expectError(await tenant.api.post('/create-key', {}), ERRORS.forbidden);
+    expectError(await tenant.api.post('/create-key', { productId: 'short' }), ERRORS.forbidden);
+    expectError(await tenant.api.post('/create-key', { productId: 'f'.repeat(22) }), ERRORS.forbidden);
   });
 });
 
@@ -162,13 +148,8 @@ describe('tenancy and product restriction', () => {
     const mine = await createTenant(t.app);
     const theirs = await createTenant(t.app);
     const key = await createKey(theirs);
-    expectError(await mine.api.post('/key', { productId: theirs.productId }), 404, 1, 'Product not found or inactive');
-    expectError(
-      await mine.api.get('/key', { productId: theirs.productId, licenseKey: key }),
-      404,
-      1,
-      'License key not found',
-    );
+    expectError(await mine.api.post('/key', { productId: theirs.productId }), ERRORS.productNotFound);
+    expectError(await mine.api.get('/key', { productId: theirs.productId, licenseKey: key }), ERRORS.keyNotFound);
     await theirs.api.post('/key', { productId: theirs.productId, newCustomer: { name: 'Theirs' } });
     const list = await mine.api.get('/customer');
     expect(list.body.data).toEqual([]);
@@ -183,8 +164,8 @@ describe('tenancy and product restriction', () => {
     );
     const otherKey = (await tenant.api.post('/key', { productId: other, newCustomer: { name: 'Shared' } })).body.key;
     expect((await restricted.post('/key', { productId: tenant.productId })).status).toBe(200);
-    expectError(await restricted.post('/key', { productId: other }), 404, 1, 'Product not found or inactive');
-    expectError(await restricted.get('/key', { productId: other, licenseKey: otherKey }), 404, 1, 'License key not found');
+    expectError(await restricted.post('/key', { productId: other }), ERRORS.productNotFound);
+    expectError(await restricted.get('/key', { productId: other, licenseKey: otherKey }), ERRORS.keyNotFound);
     const customers = await restricted.get('/customer');
     expect(customers.body.data.map((c: { name: string }) => c.name)).toEqual(['Shared']);
   });
@@ -207,10 +188,7 @@ describe('order of checks (§1.6)', () => {
         headers: { 'content-type': contentType },
         payload,
       });
-      expect({ status: response.statusCode, body: response.json() }).toEqual({
-        status: 401,
-        body: { message: INVALID, code: 1 },
-      });
+      expect({ status: response.statusCode, body: response.json() }).toEqual(ERRORS.invalidToken);
     }
   });
 
@@ -227,16 +205,13 @@ describe('order of checks (§1.6)', () => {
         headers: { authorization: `Bearer ${tenant.token}`, 'content-type': contentType },
         payload,
       });
-      expect({ status: response.statusCode, body: response.json() }).toEqual({
-        status: 403,
-        body: { message: FORBIDDEN, code: 1 },
-      });
+      expect({ status: response.statusCode, body: response.json() }).toEqual(ERRORS.forbidden);
     }
   });
 
   it('an unknown route is 404 before authentication', async () => {
-    expectError(await client(t.app).post('/create-keys', {}), 404, 1, 'Not found');
-    expectError(await client(t.app).get('/create-key'), 404, 1, 'Not found');
+    expectError(await client(t.app).post('/create-keys', {}), ERRORS.notFound);
+    expectError(await client(t.app).get('/create-key'), ERRORS.notFound);
   });
 });
 
@@ -250,14 +225,14 @@ describe('admin API disabled', () => {
   it('every /admin path answers 404 Not found, whatever the token', async () => {
     for (const token of [undefined, ADMIN_TOKEN, 'at_whatever']) {
       const api = client(disabled.app, token);
-      expectError(await api.post('/admin/accounts', { name: 'x' }), 404, 1, 'Not found');
-      expectError(await api.get('/admin/products'), 404, 1, 'Not found');
-      expectError(await api.get('/admin/tokens'), 404, 1, 'Not found');
-      expectError(await api.send('DELETE', '/admin/tokens/abc'), 404, 1, 'Not found');
+      expectError(await api.post('/admin/accounts', { name: 'x' }), ERRORS.notFound);
+      expectError(await api.get('/admin/products'), ERRORS.notFound);
+      expectError(await api.get('/admin/tokens'), ERRORS.notFound);
+      expectError(await api.send('DELETE', '/admin/tokens/abc'), ERRORS.notFound);
     }
   });
 
   it('the public API still requires a token', async () => {
-    expectError(await client(disabled.app).post('/create-key', {}), 401, 1, INVALID);
+    expectError(await client(disabled.app).post('/create-key', {}), ERRORS.invalidToken);
   });
 });

@@ -1,16 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { useTestApp } from '../helpers/app.js';
-import { createTenant, expectError, type Tenant } from '../helpers/fixtures.js';
+import { useTestApp } from '../../helpers/app.js';
+import { addCustomer, createTenant, ERRORS, expectError, ISO_MS, type Tenant } from '../../helpers/fixtures.js';
 
 const t = useTestApp();
-
-const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-
-async function addCustomer(tenant: Tenant, body: Record<string, unknown>): Promise<string> {
-  const response = await tenant.api.post('/customer', body);
-  expect(response.status, JSON.stringify(response.body)).toBe(201);
-  return response.body.id as string;
-}
 
 const getCustomer = async (tenant: Tenant, customerId: string) => {
   const response = await tenant.api.get('/customer/by-id', { customerId });
@@ -50,8 +42,8 @@ describe('GET /customer/by-id', () => {
 
   it('answers 400/1 Missing required params without customerId, or with an empty one', async () => {
     const tenant = await createTenant(t.app);
-    expectError(await tenant.api.get('/customer/by-id'), 400, 1, 'Missing required params');
-    expectError(await tenant.api.get('/customer/by-id', { customerId: '' }), 400, 1, 'Missing required params');
+    expectError(await tenant.api.get('/customer/by-id'), ERRORS.missingParams);
+    expectError(await tenant.api.get('/customer/by-id', { customerId: '' }), ERRORS.missingParams);
   });
 
   it('answers 400/1 Invalid customerId for an id over 256 chars', async () => {
@@ -63,8 +55,8 @@ describe('GET /customer/by-id', () => {
     const tenant = await createTenant(t.app);
     const other = await createTenant(t.app);
     const theirs = await addCustomer(other, { name: 'Theirs' });
-    expectError(await tenant.api.get('/customer/by-id', { customerId: 'cust_abc123' }), 404, 1, 'Customer not found');
-    expectError(await tenant.api.get('/customer/by-id', { customerId: theirs }), 404, 1, 'Customer not found');
+    expectError(await tenant.api.get('/customer/by-id', { customerId: 'cust_abc123' }), ERRORS.customerNotFound);
+    expectError(await tenant.api.get('/customer/by-id', { customerId: theirs }), ERRORS.customerNotFound);
   });
 });
 
@@ -197,8 +189,8 @@ describe('PUT /customer/by-id', () => {
     const tenant = await createTenant(t.app);
     const other = await createTenant(t.app);
     const theirs = await addCustomer(other, { name: 'Theirs' });
-    expectError(await put(tenant, { customerId: 'cust_abc123', name: 'x' }), 404, 1, 'Customer not found');
-    expectError(await put(tenant, { customerId: theirs, name: 'Mine now' }), 404, 1, 'Customer not found');
+    expectError(await put(tenant, { customerId: 'cust_abc123', name: 'x' }), ERRORS.customerNotFound);
+    expectError(await put(tenant, { customerId: theirs, name: 'Mine now' }), ERRORS.customerNotFound);
     expect((await getCustomer(other, theirs)).name).toBe('Theirs');
   });
 });

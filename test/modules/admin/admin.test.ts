@@ -1,9 +1,9 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accessTokens, accounts } from '../../src/db/schema/index.js';
-import { sha256Hex } from '../../src/lib/hashing.js';
-import { ADMIN_TOKEN, createTestApp, type TestApp } from '../helpers/app.js';
-import { admin, client, createTenant, expectError } from '../helpers/fixtures.js';
+import { accessTokens, accounts } from '../../../src/db/schema/index.js';
+import { sha256Hex } from '../../../src/lib/hashing.js';
+import { ADMIN_TOKEN, createTestApp, type TestApp } from '../../helpers/app.js';
+import { admin, ALL_SCOPES, client, createTenant, ERRORS, expectError, HEX_ID, ISO_MS } from '../../helpers/fixtures.js';
 
 let t: TestApp;
 let api: ReturnType<typeof admin>;
@@ -12,18 +12,6 @@ beforeAll(async () => {
   api = admin(t.app);
 });
 afterAll(async () => t.close());
-
-const HEX_ID = /^[0-9a-f]{22}$/;
-const ISO_MS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-const ALL_SCOPES = [
-  'customers:read',
-  'customers:write',
-  'customers:delete',
-  'licenses:read',
-  'licenses:write',
-  'licenses:activate',
-  'licenses:block',
-];
 
 async function newAccount(name = 'Acme') {
   const response = await api.post('/admin/accounts', { name });
@@ -52,7 +40,7 @@ describe('accounts (§9.1)', () => {
 
   it('validates name', async () => {
     for (const body of [{}, { name: null }, { name: '' }]) {
-      expectError(await api.post('/admin/accounts', body), 400, 1, 'Missing required params');
+      expectError(await api.post('/admin/accounts', body), ERRORS.missingParams);
     }
     for (const name of ['n'.repeat(256), 5, ['Acme'], 'nul\u0000']) {
       expectError(await api.post('/admin/accounts', { name }), 400, 1, 'Invalid name');
@@ -65,7 +53,7 @@ describe('accounts (§9.1)', () => {
   });
 
   it('follows the public body rules', async () => {
-    expectError(await api.post('/admin/accounts', '{'), 400, 1, 'Invalid JSON body');
+    expectError(await api.post('/admin/accounts', '{'), ERRORS.invalidJson);
     expectError(await api.post('/admin/accounts', 'name=x', { 'content-type': 'text/plain' }), 415, 1, 'Content-Type must be application/json');
   });
 });
@@ -100,7 +88,7 @@ describe('products (§9.2)', () => {
 
   it('validates the body', async () => {
     const accountId = await newAccount();
-    expectError(await api.post('/admin/products', { accountId }), 400, 1, 'Missing required params');
+    expectError(await api.post('/admin/products', { accountId }), ERRORS.missingParams);
     expectError(await api.post('/admin/products', { name: 'n'.repeat(256), accountId }), 400, 1, 'Invalid name');
     expectError(await api.post('/admin/products', { name: 'x', accountId, active: 'yes' }), 400, 1, 'Invalid active');
     expectError(await api.post('/admin/products', { name: 'x', accountId: 42 }), 400, 1, 'Invalid accountId');
@@ -155,8 +143,8 @@ describe('products (§9.2)', () => {
     const tenant = await createTenant(t.app);
     expect((await tenant.api.post('/create-key', { productId: tenant.productId })).status).toBe(200);
     await api.send('PATCH', `/admin/products/${tenant.productId}`, { active: false });
-    expectError(await tenant.api.post('/create-key', { productId: tenant.productId }), 404, 1, 'Product not found or inactive');
-    expectError(await tenant.api.post('/key', { productId: tenant.productId }), 404, 1, 'Product not found or inactive');
+    expectError(await tenant.api.post('/create-key', { productId: tenant.productId }), ERRORS.productNotFound);
+    expectError(await tenant.api.post('/key', { productId: tenant.productId }), ERRORS.productNotFound);
     await api.send('PATCH', `/admin/products/${tenant.productId}`, { active: true });
     expect((await tenant.api.post('/key', { productId: tenant.productId })).status).toBe(200);
   });
@@ -225,7 +213,7 @@ describe('access tokens (§9.3)', () => {
     ]);
     const narrow = client(t.app, response.body.token);
     expect((await narrow.post('/key', { productId })).status).toBe(200);
-    expectError(await narrow.get('/customer'), 403, 1, 'Insufficient permissions for this operation');
+    expectError(await narrow.get('/customer'), ERRORS.forbidden);
   });
 
   it('validates scopes', async () => {
@@ -272,7 +260,10 @@ describe('access tokens (§9.3)', () => {
       1,
       'Invalid expiresAt',
     );
-    expectError(await api.post('/admin/tokens', { accountId: 'f'.repeat(22), scopes: ['bogus'] }), 400, 1, 'Missing required params');
+    expectError(
+      await api.post('/admin/tokens', { accountId: 'f'.repeat(22), scopes: ['bogus'] }),
+      ERRORS.missingParams,
+    );
   });
 
   it('an unknown accountId is 404 Account not found', async () => {
@@ -315,7 +306,7 @@ describe('access tokens (§9.3)', () => {
     const response = await api.send('DELETE', `/admin/tokens/${revoked.id}`);
     expect(response.status).toBe(200);
     expect(response.body).toEqual({ code: 0, message: 'Token revoked' });
-    expectError(await client(t.app, revoked.token).post('/create-key', { productId }), 401, 1, 'Invalid access token');
+    expectError(await client(t.app, revoked.token).post('/create-key', { productId }), ERRORS.invalidToken);
     expect((await client(t.app, kept.token).post('/create-key', { productId })).status).toBe(200);
     const list = await api.get('/admin/tokens', { accountId });
     expect(list.body.data.map((token: { id: string }) => token.id)).toEqual([kept.id]);
