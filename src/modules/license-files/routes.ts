@@ -32,7 +32,7 @@ export const licenseFilesPlugin = fp(
 
     // Refuses to start when SECRET_KEY does not open the stored keys (app.ready() and listen() reject).
     app.addHook('onReady', async () => {
-      const encrypted = await signingKeys.checkAtStartup();
+      const encrypted = await signingKeys.checkSecretKey();
       if (encrypted.length > 0) {
         app.log.info({ kids: encrypted }, 'signing keys stored in plain text are now encrypted with SECRET_KEY');
       }

@@ -31,13 +31,13 @@ export interface Signer {
   key: CryptoKey;
 }
 
-export interface SigningKeyView {
+export type SigningKeyView = {
   kid: string;
   status: 'current' | 'retired';
   encrypted: boolean;
   createdAt: string;
   retiredAt: string | null;
-}
+};
 
 /**
  * The server-wide signing keys of one process (docs/api.md, "Offline licenses"): exactly one
@@ -125,11 +125,11 @@ export class SigningKeys {
   }
 
   /**
-   * The start-up check: every encrypted key must decrypt with SECRET_KEY, or the process refuses
-   * to start (a ConfigError naming SECRET_KEY). With SECRET_KEY set, keys stored in plain text
+   * The start-up check (also run before a CLI rotation): every encrypted key must decrypt with
+   * SECRET_KEY, or the process refuses to start (a ConfigError naming SECRET_KEY). With SECRET_KEY set, keys stored in plain text
    * (created while it was not set) are encrypted in place. Returns the kids encrypted now.
    */
-  async checkAtStartup(): Promise<string[]> {
+  async checkSecretKey(): Promise<string[]> {
     const rows = await listPrivateKeys(this.#db);
     const sealed = rows.filter((row) => row.encrypted);
     if (sealed.length > 0 && !this.#secretKey) {

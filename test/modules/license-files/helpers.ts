@@ -63,6 +63,11 @@ export async function openIsolatedDatabase(): Promise<Database & { url?: string 
 /** An app (ready) on a given database; closing it leaves the database open. */
 export async function appOn(database: Database, env: Record<string, string> = {}): Promise<FastifyInstance> {
   const app = await buildApp({ config: testConfig(env), database });
-  await app.ready();
+  try {
+    await app.ready();
+  } catch (err) {
+    await app.close().catch(() => {});
+    throw err;
+  }
   return app;
 }
