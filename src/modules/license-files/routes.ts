@@ -89,6 +89,10 @@ export async function signingKeyAdminRoutes(fastify: FastifyInstance) {
         response: { 201: RotateResponseSchema, ...ErrorResponses },
       },
     },
-    async (_request, reply) => reply.status(201).send({ code: 0 as const, ...(await app.signingKeys.rotate()) }),
+    async (request, reply) => {
+      const rotated = await app.signingKeys.rotate();
+      request.log.info(rotated, 'signing key rotated');
+      return reply.status(201).send({ code: 0 as const, ...rotated });
+    },
   );
 }
