@@ -5,14 +5,19 @@
  * DATABASE_URL names the server to use (default postgres://postgres@127.0.0.1:5432/postgres);
  * the benchmark creates a database of its own next to it and drops it at the end.
  * BENCH_DURATION (seconds, default 10) and BENCH_CONNECTIONS (default 50) tune the runs.
+ *
+ * POST /key/sign has no SQL ceiling worth measuring (two indexed reads); its ceiling is the
+ * signature itself: jose SignJWT with Ed25519 in a loop in this process, one core, as the
+ * server's JavaScript runs on one core (BENCH_SIGN_ITERATIONS, default 20000).
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import autocannon from 'autocannon';
+import { importPKCS8, SignJWT } from 'jose';
 import { sha256Hex } from '../src/lib/hashing.js';
 import { createFreshDatabase, request, startServer } from '../test/helpers/server-process.js';
 
@@ -21,6 +26,7 @@ process.env.DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const ADMIN_TOKEN = `bench-admin-${randomBytes(12).toString('hex')}`;
+const SIGN_ITERATIONS = Number(process.env.BENCH_SIGN_ITERATIONS ?? 20_000);
 
 interface Figures {
   name: string;
@@ -129,6 +135,44 @@ INSERT INTO devices (id, license_key_id, host_id, device_tag, ip_address, activa
 COMMIT;
 `;
 
+/** Signatures per second of the license-file JWT alone: what POST /key/sign cannot exceed. */
+async function signingAlone(name: string): Promise<Figures> {
+  const { privateKey } = generateKeyPairSync('ed25519');
+  const key = await importPKCS8(privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(), 'EdDSA');
+  const kid = randomBytes(32).toString('base64url');
+  const claims = (i: number) => {
+    const now = Math.floor(Date.now() / 1000);
+    const licenseKey = `OOSPN-1D2XU-WHO7Z-${String(i % 100_000).padStart(5, '0')}`;
+    return {
+      sub: licenseKey,
+      key: licenseKey,
+      productId: '330e0bf6cc9f511ca1b048',
+      machine: 'bench-host',
+      type: 'offline',
+      iat: now,
+      nbf: now,
+      exp: now + 86_400,
+    };
+  };
+  for (let i = 0; i < 500; i++) await new SignJWT(claims(i)).setProtectedHeader({ alg: 'EdDSA', kid }).sign(key);
+  const latencies: number[] = [];
+  const started = performance.now();
+  for (let i = 0; i < SIGN_ITERATIONS; i++) {
+    const t0 = performance.now();
+    await new SignJWT(claims(i)).setProtectedHeader({ alg: 'EdDSA', kid }).sign(key);
+    latencies.push(performance.now() - t0);
+  }
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    name,
+    rps: SIGN_ITERATIONS / seconds,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    failures: 0,
+  };
+}
+
 const fmt = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : '-');
 
 function print(rows: Figures[]) {
@@ -222,11 +266,21 @@ async function main() {
         keyid: keyId,
       }),
     );
+    rows.push(
+      await http('POST /key/sign (http)', {
+        url: `${server.url}/key/sign`,
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ productId, licenseKey, hostId: 'bench-host', ttl: 86_400 }),
+      }),
+    );
+    rows.push(await signingAlone('sign alone (jose, 1 core)'));
     print(rows);
-    const [createKey, createKeySql, , activate, activateSql] = rows;
+    const [createKey, createKeySql, , activate, activateSql, sign, signAlone] = rows;
     console.log('');
     console.log(`ratio create-key / pgbench: ${fmt(createKey!.rps / createKeySql!.rps, 2)} (target >= 0.80)`);
     console.log(`ratio activate / pgbench:   ${fmt(activate!.rps / activateSql!.rps, 2)} (target >= 0.80)`);
+    console.log(`ratio sign / signing alone: ${fmt(sign!.rps / signAlone!.rps, 2)}`);
   } finally {
     await server.stop();
     await database.drop();

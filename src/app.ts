@@ -14,6 +14,7 @@ import { compileValidator, type ValidationPart } from './http/validation.js';
 import { adminRoutes } from './modules/admin/routes.js';
 import { customerRoutes } from './modules/customers/routes.js';
 import { healthRoutes } from './modules/health/routes.js';
+import { licenseFileRoutes, licenseFilesPlugin, signingKeyAdminRoutes } from './modules/license-files/routes.js';
 import { licenseRoutes } from './modules/licenses/routes.js';
 
 declare module 'fastify' {
@@ -77,11 +78,13 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(metricsPlugin, { token: config.metricsToken });
 
   await app.register(healthRoutes);
+  await app.register(licenseFilesPlugin); // signing keys and their start-up check; GET /.well-known/jwks.json (no auth)
   await app.register(async (publicApi) => {
     publicApi.addHook('onRoute', documentSecurity('bearerAuth'));
     await publicApi.register(accessTokenAuth);
     await publicApi.register(licenseRoutes);
     await publicApi.register(customerRoutes);
+    await publicApi.register(licenseFileRoutes);
   });
 
   if (config.adminToken) {
@@ -90,6 +93,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         adminApi.addHook('onRoute', documentSecurity('adminToken'));
         await adminApi.register(adminTokenAuth);
         await adminApi.register(adminRoutes);
+        await adminApi.register(signingKeyAdminRoutes);
       },
       { prefix: '/admin' },
     );

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from './config.js';
+import { type Config, ConfigError, loadConfig } from './config.js';
 import type { Database } from './db/client.js';
 import { DataDirInUseError } from './db/data-dir-lock.js';
 import { openDatabase } from './db/open.js';
@@ -9,6 +9,7 @@ import { AppError } from './lib/errors.js';
 import { createAccount, listAccounts } from './modules/admin/accounts.js';
 import { createProduct, listProducts, updateProduct } from './modules/admin/products.js';
 import { createAccessToken, listAccessTokens, revokeAccessToken } from './modules/admin/tokens.js';
+import { SigningKeys } from './modules/license-files/signing-keys.js';
 import { serve } from './server.js';
 
 const USAGE = `Usage: keymint-server <command> [options]
@@ -24,13 +25,15 @@ Commands:
   tokens create --name NAME [--account ID] [--scopes a,b] [--products ID,ID] [--expires-at ISO]
   tokens list [--account ID]
   tokens revoke ID
+  signing-keys rotate                     make a new current key for offline license files
+  signing-keys list                       list signing keys (current first; retired ones stay published)
 
 Options:
   --json    machine-readable output
   --help    show this help
 
 The database is chosen by the environment, as for the server: DATABASE_URL (PostgreSQL)
-or DATA_DIR (embedded, default ./data).`;
+or DATA_DIR (embedded, default ./data). signing-keys needs the server's SECRET_KEY when it is set.`;
 
 export class UsageError extends Error {}
 
@@ -72,6 +75,7 @@ function table(rows: Record<string, unknown>[]): string {
 
 async function runAdminCommand(
   database: Database,
+  config: Config,
   group: string,
   action: string | undefined,
   positional: string[],
@@ -142,6 +146,18 @@ async function runAdminCommand(
       await withTransaction(db, (tx) => revokeAccessToken(tx, id));
       return out(`Revoked token ${id}`, { id, revoked: true });
     }
+    case 'signing-keys rotate': {
+      const keys = new SigningKeys(db, config.secretKey);
+      // The server's start-up check: never rotate to a plain key beside encrypted ones.
+      await keys.checkSecretKey();
+      const rotated = await keys.rotate();
+      const retired = rotated.retired.length > 0 ? `; retired ${rotated.retired.join(', ')}` : '';
+      return out(`New current signing key ${rotated.kid}${retired}`, rotated);
+    }
+    case 'signing-keys list': {
+      const keys = await new SigningKeys(db, config.secretKey).list();
+      return out(table(keys), keys);
+    }
     default:
       throw new UsageError(`Unknown command: ${key}`);
   }
@@ -189,14 +205,14 @@ export async function runCli(argv: string[], stdout = process.stdout, stderr = p
       await serve(config);
       return -1; // keeps running
     }
-    if (!['migrate', 'accounts', 'products', 'tokens'].includes(command)) {
+    if (!['migrate', 'accounts', 'products', 'tokens', 'signing-keys'].includes(command)) {
       throw new UsageError(`Unknown command: ${command}`);
     }
     database = await openDatabase(config);
     if (command === 'migrate') {
       out('Database is up to date.', { migrated: true });
     } else {
-      await runAdminCommand(database, command, action, rest, values, out);
+      await runAdminCommand(database, config, command, action, rest, values, out);
     }
     return 0;
   } catch (err) {

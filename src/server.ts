@@ -18,7 +18,14 @@ export async function serve(config: Config): Promise<void> {
     await app.close();
   });
 
-  await app.listen({ port: config.port, host: config.host });
+  try {
+    // Runs the onReady hooks: a start-up check that fails (e.g. SECRET_KEY does not open the
+    // stored signing keys) stops start-up with its message, the database closed.
+    await app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    await app.close().catch(() => database.close());
+    throw err;
+  }
   app.log.info(
     { database: database.kind === 'postgres' ? 'postgresql' : `pglite (${config.dataDir})` },
     'keymint-server ready',

@@ -9,6 +9,7 @@ export type ErrorReason =
   | 'bad_request'
   | 'both_customer_fields'
   | 'activation_limit_mismatch'
+  | 'ttl_required'
   | 'invalid_token'
   | 'forbidden'
   | 'route_not_found'
@@ -60,6 +61,7 @@ export const Errors = {
     new AppError(400, 1, 'Cannot specify both customerId and newCustomer', 'both_customer_fields'),
   activationLimitMismatch: () =>
     new AppError(400, 1, 'usesPerKey and maxActivations must match', 'activation_limit_mismatch'),
+  ttlRequired: () => new AppError(400, 1, 'ttl is required for keys without an expiration date', 'ttl_required'),
   invalidToken: () => new AppError(401, 1, 'Invalid access token', 'invalid_token'),
   forbidden: () => new AppError(403, 1, 'Insufficient permissions for this operation', 'forbidden'),
   notFound: () => new AppError(404, 1, 'Not found', 'route_not_found'),
