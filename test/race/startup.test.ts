@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, usingPostgres } from '../helpers/app.js';
-import { createFreshDatabase, request, startServer, type ServerProcess } from '../helpers/server-process.js';
+import { createFreshDatabase, request, type ServerProcess, startServer } from '../helpers/server-process.js';
 
 const BIN = fileURLToPath(new URL('../../bin/keymint-server.js', import.meta.url));
 const JOURNAL = fileURLToPath(new URL('../../migrations/meta/_journal.json', import.meta.url));

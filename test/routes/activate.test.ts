@@ -40,10 +40,7 @@ const disableCustomer = async (customerId: string) => {
 };
 
 const customerCount = async (accountId: string) => {
-  const [row] = await t.database.db
-    .select({ n: count() })
-    .from(customers)
-    .where(eq(customers.accountId, accountId));
+  const [row] = await t.database.db.select({ n: count() }).from(customers).where(eq(customers.accountId, accountId));
   return row!.n;
 };
 
@@ -326,7 +323,12 @@ describe('POST /key/activate — licensee', () => {
     expect(response.status).toBe(200);
     expect(response.body).toMatchObject({ licenseeName: 'Grace Hopper', licenseeEmail: 'grace@example.com' });
     const { customer } = await getKey(tenant, key);
-    expect(customer).toEqual({ id: expect.stringMatching(HEX22), name: 'Grace Hopper', email: 'grace@example.com', active: true });
+    expect(customer).toEqual({
+      id: expect.stringMatching(HEX22),
+      name: 'Grace Hopper',
+      email: 'grace@example.com',
+      active: true,
+    });
     expect(await customerCount(tenant.accountId)).toBe(1);
   });
 
@@ -398,7 +400,12 @@ describe('POST /key/activate — validation', () => {
       expectError(await api.post(path, { productId, licenseKey: '' }), 400, 1, 'Missing required params');
       expectError(await api.post(path, { productId: 'short', licenseKey: key }), 400, 1, 'Invalid productId');
       expectError(await api.post(path, { productId, licenseKey: 'K'.repeat(513) }), 400, 1, 'Invalid licenseKey');
-      expectError(await api.post(path, { productId, licenseKey: key, hostId: 'h'.repeat(257) }), 400, 1, 'Invalid hostId');
+      expectError(
+        await api.post(path, { productId, licenseKey: key, hostId: 'h'.repeat(257) }),
+        400,
+        1,
+        'Invalid hostId',
+      );
       expectError(await api.post(path, { productId, licenseKey: key, hostId: 7 }), 400, 1, 'Invalid hostId');
       expectError(
         await api.post(path, { productId, licenseKey: key, deviceTag: 'd'.repeat(257) }),
@@ -444,7 +451,12 @@ describe('POST /key/activate — security', () => {
     const key = await createKey(tenant);
     const body = { productId: tenant.productId, licenseKey: key };
     expectError(await client(t.app).post(path, body), 401, 1, 'Invalid access token');
-    expectError(await client(t.app, 'at_unknown_token_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx').post(path, body), 401, 1, 'Invalid access token');
+    expectError(
+      await client(t.app, 'at_unknown_token_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx').post(path, body),
+      401,
+      1,
+      'Invalid access token',
+    );
     const noScope = await createToken(t.app, tenant.accountId, {
       scopes: ['licenses:read', 'licenses:write', 'licenses:block'],
     });

@@ -2,8 +2,16 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessTokens } from '../../src/db/schema/index.js';
 import { sha256Hex } from '../../src/lib/hashing.js';
-import { ADMIN_TOKEN, createTestApp, useTestApp, type TestApp } from '../helpers/app.js';
-import { admin, client, createKey, createProduct, createTenant, expectError, type Tenant } from '../helpers/fixtures.js';
+import { ADMIN_TOKEN, createTestApp, type TestApp, useTestApp } from '../helpers/app.js';
+import {
+  admin,
+  client,
+  createKey,
+  createProduct,
+  createTenant,
+  expectError,
+  type Tenant,
+} from '../helpers/fixtures.js';
 
 const t = useTestApp();
 
@@ -89,8 +97,14 @@ describe('401 Invalid access token', () => {
   it('a revoked token is refused at once', async () => {
     const { id, token } = await tokenWithId(tenant.accountId);
     expect((await createKeyWith(`Bearer ${token}`, tenant.productId)).status).toBe(200);
-    expect((await admin(t.app).send('DELETE', `/admin/tokens/${id}`)).body).toEqual({ code: 0, message: 'Token revoked' });
-    expect(await createKeyWith(`Bearer ${token}`, tenant.productId)).toEqual({ status: 401, body: { message: INVALID, code: 1 } });
+    expect((await admin(t.app).send('DELETE', `/admin/tokens/${id}`)).body).toEqual({
+      code: 0,
+      message: 'Token revoked',
+    });
+    expect(await createKeyWith(`Bearer ${token}`, tenant.productId)).toEqual({
+      status: 401,
+      body: { message: INVALID, code: 1 },
+    });
     expectError(await client(t.app, token).get('/customer'), 401, 1, INVALID);
   });
 
@@ -101,7 +115,10 @@ describe('401 Invalid access token', () => {
       .update(accessTokens)
       .set({ expiresAt: new Date(Date.now() - 1000) })
       .where(eq(accessTokens.id, id));
-    expect(await createKeyWith(`Bearer ${token}`, tenant.productId)).toEqual({ status: 401, body: { message: INVALID, code: 1 } });
+    expect(await createKeyWith(`Bearer ${token}`, tenant.productId)).toEqual({
+      status: 401,
+      body: { message: INVALID, code: 1 },
+    });
   });
 });
 
@@ -139,7 +156,12 @@ describe('403 scopes', () => {
     ['POST /create-key', 'licenses:write', (api, productId) => api.post('/create-key', { productId }), 200],
     ['POST /key', 'licenses:write', (api, productId) => api.post('/key', { productId }), 200],
     ['GET /key', 'licenses:read', (api, productId) => api.get('/key', { productId, licenseKey: missingKey }), 404],
-    ['POST /get-key', 'licenses:read', (api, productId) => api.post('/get-key', { productId, licenseKey: missingKey }), 404],
+    [
+      'POST /get-key',
+      'licenses:read',
+      (api, productId) => api.post('/get-key', { productId, licenseKey: missingKey }),
+      404,
+    ],
     ['GET /customer', 'customers:read', (api) => api.get('/customer'), 200],
   ])('%s needs %s', async (_label, scope, call, allowedStatus) => {
     const without = await createTenant(t.app, { scopes: ALL_SCOPES.filter((s) => s !== scope) });
@@ -158,7 +180,7 @@ describe('403 scopes', () => {
 });
 
 describe('tenancy and product restriction', () => {
-  it("a token acts only inside its account", async () => {
+  it('a token acts only inside its account', async () => {
     const mine = await createTenant(t.app);
     const theirs = await createTenant(t.app);
     const key = await createKey(theirs);
@@ -177,14 +199,16 @@ describe('tenancy and product restriction', () => {
   it('a product-restricted token sees only its products; customers stay account-wide', async () => {
     const tenant = await createTenant(t.app);
     const other = await createProduct(t.app, tenant.accountId);
-    const restricted = client(
-      t.app,
-      (await tokenWithId(tenant.accountId, { productIds: [tenant.productId] })).token,
-    );
+    const restricted = client(t.app, (await tokenWithId(tenant.accountId, { productIds: [tenant.productId] })).token);
     const otherKey = (await tenant.api.post('/key', { productId: other, newCustomer: { name: 'Shared' } })).body.key;
     expect((await restricted.post('/key', { productId: tenant.productId })).status).toBe(200);
     expectError(await restricted.post('/key', { productId: other }), 404, 1, 'Product not found or inactive');
-    expectError(await restricted.get('/key', { productId: other, licenseKey: otherKey }), 404, 1, 'License key not found');
+    expectError(
+      await restricted.get('/key', { productId: other, licenseKey: otherKey }),
+      404,
+      1,
+      'License key not found',
+    );
     const customers = await restricted.get('/customer');
     expect(customers.body.data.map((c: { name: string }) => c.name)).toEqual(['Shared']);
   });

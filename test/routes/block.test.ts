@@ -132,7 +132,12 @@ describe('block / unblock — security', () => {
     const key = await createKey(tenant);
     await call(tenant, '/key/block', key);
     const stranger = await createTenant(t.app);
-    expectError(await call({ ...stranger, productId: tenant.productId }, '/key/unblock', key), 404, 1, 'License key not found');
+    expectError(
+      await call({ ...stranger, productId: tenant.productId }, '/key/unblock', key),
+      404,
+      1,
+      'License key not found',
+    );
     expect((await licenseOf(tenant, key)).blocked).toBe(true);
   });
 });

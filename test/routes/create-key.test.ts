@@ -10,14 +10,14 @@ import { migratePostgresDatabase } from '../../src/db/migrate.js';
 import { customers, licenseKeys } from '../../src/db/schema/index.js';
 import { ADMIN_TOKEN, testConfig, useTestApp, usingPostgres } from '../helpers/app.js';
 import {
+  type ApiResponse,
   admin,
+  client,
   createKey,
   createProduct,
   createTenant,
   createToken,
-  client,
   expectError,
-  type ApiResponse,
   type Tenant,
 } from '../helpers/fixtures.js';
 import { createFreshDatabase, request, startServer } from '../helpers/server-process.js';
@@ -112,7 +112,11 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
     it('the literal sample productId (19 chars) is Invalid productId', async () => {
       const tenant = await createTenant(t.app);
       expectError(
-        await tenant.api.post(path, { productId: 'your_product_id_123', usesPerKey: '3', expiryDate: '2025-06-30T23:59:59Z' }),
+        await tenant.api.post(path, {
+          productId: 'your_product_id_123',
+          usesPerKey: '3',
+          expiryDate: '2025-06-30T23:59:59Z',
+        }),
         400,
         1,
         'Invalid productId',
@@ -121,7 +125,12 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
 
     it('the literal sample customerId is 404/2 with the ID as sent', async () => {
       const tenant = await createTenant(t.app);
-      expectError(await create(tenant, { customerId: 'cust_abc123' }), 404, 2, 'Customer with ID cust_abc123 not found');
+      expectError(
+        await create(tenant, { customerId: 'cust_abc123' }),
+        404,
+        2,
+        'Customer with ID cust_abc123 not found',
+      );
       expect(await keyCount(tenant.accountId)).toBe(0);
     });
   });
@@ -180,7 +189,15 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
 
     it('must be a string of 22–256 chars', async () => {
       const tenant = await createTenant(t.app);
-      for (const productId of ['a'.repeat(21), 'a'.repeat(257), 12345678901234567890123, ['x'.repeat(22)], { id: 1 }, true]) {
+      for (const productId of [
+        'a'.repeat(21),
+        'a'.repeat(257),
+        // biome-ignore lint/correctness/noPrecisionLoss: a 23-digit JSON number, whatever its exact value
+        12345678901234567890123,
+        ['x'.repeat(22)],
+        { id: 1 },
+        true,
+      ]) {
         expectError(await tenant.api.post(path, { productId }), 400, 1, 'Invalid productId');
       }
       for (const productId of ['a'.repeat(22), 'a'.repeat(256)]) {
@@ -197,7 +214,9 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
     it('a product deactivated after keys were made refuses new keys', async () => {
       const tenant = await createTenant(t.app);
       await createOk(tenant);
-      expect((await admin(t.app).send('PATCH', `/admin/products/${tenant.productId}`, { active: false })).status).toBe(200);
+      expect((await admin(t.app).send('PATCH', `/admin/products/${tenant.productId}`, { active: false })).status).toBe(
+        200,
+      );
       expectError(await create(tenant, {}), 404, 1, 'Product not found or inactive');
     });
 
@@ -220,7 +239,12 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
     it('requires a bearer token', async () => {
       const tenant = await createTenant(t.app);
       expectError(await client(t.app).post(path, { productId: tenant.productId }), 401, 1, 'Invalid access token');
-      expectError(await client(t.app, 'at_unknown').post(path, { productId: tenant.productId }), 401, 1, 'Invalid access token');
+      expectError(
+        await client(t.app, 'at_unknown').post(path, { productId: tenant.productId }),
+        401,
+        1,
+        'Invalid access token',
+      );
       expect(await keyCount(tenant.accountId)).toBe(0);
     });
 
@@ -263,22 +287,43 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
 
     it('null or omitted means unlimited and reads back as null, never a string', async () => {
       const tenant = await createTenant(t.app);
-      for (const body of [{}, { usesPerKey: null }, { maxActivations: null }, { usesPerKey: null, maxActivations: null }]) {
+      for (const body of [
+        {},
+        { usesPerKey: null },
+        { maxActivations: null },
+        { usesPerKey: null, maxActivations: null },
+      ]) {
         const { body: created } = await createOk(tenant, body);
         const { license } = await getLicense(tenant, created.key);
         expect(license.maxActivations).toBeNull();
       }
     });
 
-    it.each([['0'], ['-1'], ['1.5'], ['abc'], [''], [' 5'], ['5 '], ['+5'], ['1e3'], [1.5], [0], [-3], [true], [[5]], [{}], ['2147483648'], ['000000000000002147483648'], [2147483648]])(
-      'rejects %j',
-      async (value) => {
-        const tenant = await createTenant(t.app);
-        expectError(await create(tenant, { usesPerKey: value }), 400, 1, 'Invalid usesPerKey');
-        expectError(await create(tenant, { maxActivations: value }), 400, 1, 'Invalid maxActivations');
-        expect(await keyCount(tenant.accountId)).toBe(0);
-      },
-    );
+    it.each([
+      ['0'],
+      ['-1'],
+      ['1.5'],
+      ['abc'],
+      [''],
+      [' 5'],
+      ['5 '],
+      ['+5'],
+      ['1e3'],
+      [1.5],
+      [0],
+      [-3],
+      [true],
+      [[5]],
+      [{}],
+      ['2147483648'],
+      ['000000000000002147483648'],
+      [2147483648],
+    ])('rejects %j', async (value) => {
+      const tenant = await createTenant(t.app);
+      expectError(await create(tenant, { usesPerKey: value }), 400, 1, 'Invalid usesPerKey');
+      expectError(await create(tenant, { maxActivations: value }), 400, 1, 'Invalid maxActivations');
+      expect(await keyCount(tenant.accountId)).toBe(0);
+    });
 
     it('both given and different is 400/1', async () => {
       const tenant = await createTenant(t.app);
@@ -429,7 +474,12 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
       for (const customerId of [123, {}, ['a'], 'c'.repeat(257)]) {
         expectError(await create(tenant, { customerId }), 400, 1, 'Invalid customerId');
       }
-      expectError(await create(tenant, { customerId: 'c'.repeat(256) }), 404, 2, `Customer with ID ${'c'.repeat(256)} not found`);
+      expectError(
+        await create(tenant, { customerId: 'c'.repeat(256) }),
+        404,
+        2,
+        `Customer with ID ${'c'.repeat(256)} not found`,
+      );
     });
 
     it("another account's customer is 404/2 with the ID as sent", async () => {
@@ -711,7 +761,10 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
         /^p-[ABC]{5}(-[ABC]{5}){3}-s$/,
       );
       expect(await keyOf(tenant, { case: 'lower', prefix: 'KEY_' })).toMatch(/^KEY_[a-z0-9]{5}(-[a-z0-9]{5}){3}$/);
-      const mixed = await createOk(tenant, { format: { charset: 'ab', case: 'mixed', sections: 1, sectionLength: 8 }, amountKeys: 50 });
+      const mixed = await createOk(tenant, {
+        format: { charset: 'ab', case: 'mixed', sections: 1, sectionLength: 8 },
+        amountKeys: 50,
+      });
       const chars = new Set((mixed.body.keys as string[]).join(''));
       expect([...chars].sort()).toEqual(['A', 'B', 'a', 'b']);
     });
@@ -802,17 +855,24 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
       const customerIds = new Set(licenses.map(({ customer }) => customer?.id));
       expect(customerIds.size).toBe(1);
       for (const { license, customer } of licenses) {
-        expect(license).toMatchObject({ maxActivations: 2, expirationDate: '2031-01-01T00:00:00.000Z', metadata: { batch: 1 } });
+        expect(license).toMatchObject({
+          maxActivations: 2,
+          expirationDate: '2031-01-01T00:00:00.000Z',
+          metadata: { batch: 1 },
+        });
         expect(customer).toMatchObject({ name: 'Batch', email });
       }
       expect(await customerCount(tenant.accountId)).toBe(1);
       expect(await keyCount(tenant.accountId)).toBe(5);
     });
 
-    it.each([[0], ['0'], [1001], ['1001'], [-1], ['abc'], [''], [1.5], ['2.0'], [true], [[2]]])('rejects %j', async (amountKeys) => {
-      const tenant = await createTenant(t.app);
-      expectError(await create(tenant, { amountKeys }), 400, 1, 'Invalid amountKeys');
-    });
+    it.each([[0], ['0'], [1001], ['1001'], [-1], ['abc'], [''], [1.5], ['2.0'], [true], [[2]]])(
+      'rejects %j',
+      async (amountKeys) => {
+        const tenant = await createTenant(t.app);
+        expectError(await create(tenant, { amountKeys }), 400, 1, 'Invalid amountKeys');
+      },
+    );
 
     it('1000 keys in one request are all distinct and all stored', async () => {
       const tenant = await createTenant(t.app);
@@ -827,7 +887,10 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
     it('fills a small key space exactly, without duplicates', async () => {
       const tenant = await createTenant(t.app);
       // 3^4 = 81 possible keys: random draws collide often, the server must redraw.
-      const { body } = await createOk(tenant, { format: { charset: 'ABC', sections: 1, sectionLength: 4 }, amountKeys: 60 });
+      const { body } = await createOk(tenant, {
+        format: { charset: 'ABC', sections: 1, sectionLength: 4 },
+        amountKeys: 60,
+      });
       expect(new Set(body.keys).size).toBe(60);
     });
   });
@@ -837,7 +900,12 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
       const tenant = await createTenant(t.app);
       expectError(await tenant.api.post(path, { usesPerKey: 'x', newCustomer: {} }), 400, 1, 'Missing required params');
       expectError(await create(tenant, { usesPerKey: 'x', newCustomer: {} }), 400, 1, 'Missing required params');
-      expectError(await tenant.api.post(path, { productId: 'short', expiryDate: 'bad', usesPerKey: 'x' }), 400, 1, 'Invalid productId');
+      expectError(
+        await tenant.api.post(path, { productId: 'short', expiryDate: 'bad', usesPerKey: 'x' }),
+        400,
+        1,
+        'Invalid productId',
+      );
       expectError(await create(tenant, { expiryDate: 'bad', usesPerKey: 'x' }), 400, 1, 'Invalid usesPerKey');
       expectError(await create(tenant, { amountKeys: 0, metadata: [] }), 400, 1, 'Invalid metadata');
       expectError(await create(tenant, { format: { sections: 0 }, licenseType: 'x' }), 400, 1, 'Invalid licenseType');
@@ -855,8 +923,18 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
       const tenant = await createTenant(t.app);
       const inactive = await createProduct(t.app, tenant.accountId, false);
       const newCustomer = { name: 'Ghost', email: uniqueEmail() };
-      expectError(await tenant.api.post(path, { productId: inactive, newCustomer }), 404, 1, 'Product not found or inactive');
-      expectError(await tenant.api.post(path, { productId: 'f'.repeat(22), newCustomer }), 404, 1, 'Product not found or inactive');
+      expectError(
+        await tenant.api.post(path, { productId: inactive, newCustomer }),
+        404,
+        1,
+        'Product not found or inactive',
+      );
+      expectError(
+        await tenant.api.post(path, { productId: 'f'.repeat(22), newCustomer }),
+        404,
+        1,
+        'Product not found or inactive',
+      );
       expect(await customerCount(tenant.accountId)).toBe(0);
       // The email is still free.
       await createOk(tenant, { newCustomer });
@@ -958,7 +1036,11 @@ describe.skipIf(!usingPostgres)('on a PostgreSQL database whose time zone is not
         ]) {
           const key = await createKey(tenant, { expiryDate: input });
           const response = await tenant.api.get('/key', { productId: tenant.productId, licenseKey: key });
-          expect({ input, status: response.status, expirationDate: response.body.data?.license.expirationDate }).toEqual({
+          expect({
+            input,
+            status: response.status,
+            expirationDate: response.body.data?.license.expirationDate,
+          }).toEqual({
             input,
             status: 200,
             expirationDate: output,

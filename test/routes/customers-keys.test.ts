@@ -300,7 +300,12 @@ describe('DELETE /customer/by-id', () => {
     const withoutKeys = await addCustomer(tenant, { name: 'Bob' });
     expect((await remove(tenant, `?customerId=${withKey}`)).status).toBe(200);
     expect((await remove(tenant, `?customerId=${withoutKeys}`)).status).toBe(200);
-    expectError(await tenant.api.get('/key', { productId: tenant.productId, licenseKey: key }), 404, 1, 'License key not found');
+    expectError(
+      await tenant.api.get('/key', { productId: tenant.productId, licenseKey: key }),
+      404,
+      1,
+      'License key not found',
+    );
   });
 });
 
@@ -377,7 +382,9 @@ describe('POST /customer/disable', () => {
     const activate = () =>
       tenant.api.post('/key/activate', { productId: tenant.productId, licenseKey, hostId: 'host-a' });
 
-    expect((await tenant.api.post(`/customer/disable?customerId=${customerId}`)).body.message).toBe('Customer disabled');
+    expect((await tenant.api.post(`/customer/disable?customerId=${customerId}`)).body.message).toBe(
+      'Customer disabled',
+    );
     expectError(await activate(), 403, 2, 'Customer is inactive');
     expect((await customerKeys(tenant, customerId)).body.data.licenseKeys[0].activations).toBe(0);
 
@@ -392,18 +399,18 @@ describe('POST /customer/disable', () => {
     const tenant = await createTenant(t.app);
     expectError(await tenant.api.post('/customer/disable'), 400, 1, 'Missing required params');
     expectError(await tenant.api.post('/customer/disable', {}), 400, 1, 'Missing required params');
-    expectError(await tenant.api.post('/customer/disable?customerId=', { customerId: '' }), 400, 1, 'Missing required params');
+    expectError(
+      await tenant.api.post('/customer/disable?customerId=', { customerId: '' }),
+      400,
+      1,
+      'Missing required params',
+    );
   });
 
   it('answers 400/1 Invalid customerId for a non-string or over-long value', async () => {
     const tenant = await createTenant(t.app);
     expectError(await tenant.api.post('/customer/disable', { customerId: 7 }), 400, 1, 'Invalid customerId');
-    expectError(
-      await tenant.api.post(`/customer/disable?customerId=${'c'.repeat(257)}`),
-      400,
-      1,
-      'Invalid customerId',
-    );
+    expectError(await tenant.api.post(`/customer/disable?customerId=${'c'.repeat(257)}`), 400, 1, 'Invalid customerId');
   });
 
   it('answers 404/1 for an unknown id and for another account customer, changing nothing', async () => {

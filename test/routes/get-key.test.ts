@@ -102,7 +102,12 @@ describe('GET /key (v2 names)', () => {
     const { body } = await tenant.api.get('/key', { productId: tenant.productId, licenseKey: key });
     expect(body.data.license.activations).toBe(2);
     expect(body.data.license.devices).toEqual([
-      { hostId: 'first', deviceTag: 'Build server', ipAddress: '203.0.113.7', activationTime: '2030-01-01T10:15:03.120Z' },
+      {
+        hostId: 'first',
+        deviceTag: 'Build server',
+        ipAddress: '203.0.113.7',
+        activationTime: '2030-01-01T10:15:03.120Z',
+      },
       { hostId: 'second', deviceTag: null, ipAddress: null, activationTime: '2030-01-02T00:00:00.000Z' },
     ]);
   });
@@ -111,7 +116,10 @@ describe('GET /key (v2 names)', () => {
     const tenant = await createTenant(t.app);
     const expired = await createKey(tenant, { expiryDate: '2020-01-01' });
     const blocked = await createKey(tenant);
-    await t.database.db.update(licenseKeys).set({ blocked: true }).where(eq(licenseKeys.id, await keyId(tenant, blocked)));
+    await t.database.db
+      .update(licenseKeys)
+      .set({ blocked: true })
+      .where(eq(licenseKeys.id, await keyId(tenant, blocked)));
     const expiredView = await tenant.api.get('/key', { productId: tenant.productId, licenseKey: expired });
     expect(expiredView.body.data.license).toMatchObject({ activated: false, blocked: false });
     const blockedView = await tenant.api.get('/key', { productId: tenant.productId, licenseKey: blocked });
@@ -141,7 +149,12 @@ describe('POST /get-key (v1 names)', () => {
   it('renames exactly the v1 fields and nothing inside metadata', async () => {
     const tenant = await createTenant(t.app);
     const metadata = { productId: 'kept', maxActivations: 1, nested: { hostId: 'kept too' } };
-    const key = await createKey(tenant, { usesPerKey: 2, expiryDate: '2031-01-01', metadata, newCustomer: { name: 'Legacy' } });
+    const key = await createKey(tenant, {
+      usesPerKey: 2,
+      expiryDate: '2031-01-01',
+      metadata,
+      newCustomer: { name: 'Legacy' },
+    });
     await t.database.db.insert(devices).values({
       id: newId(),
       licenseKeyId: await keyId(tenant, key),
@@ -162,7 +175,12 @@ describe('POST /get-key (v1 names)', () => {
           max_activations: 2,
           activations: 1,
           devices: [
-            { host_id: 'host-1', device_tag: 'tag', ip_address: '198.51.100.1', activation_time: '2030-05-05T05:05:05.005Z' },
+            {
+              host_id: 'host-1',
+              device_tag: 'tag',
+              ip_address: '198.51.100.1',
+              activation_time: '2030-05-05T05:05:05.005Z',
+            },
           ],
           activated: true,
           expiration_date: '2031-01-01T00:00:00.000Z',
@@ -238,8 +256,18 @@ describe.each(Object.entries(lookups))('%s errors', (_name, lookup) => {
     const tenant = await createTenant(t.app);
     const other = await createTenant(t.app);
     const theirs = await createKey(other);
-    expectError(await lookup(tenant, { productId: other.productId, licenseKey: theirs }), 404, 1, 'License key not found');
-    expectError(await lookup(tenant, { productId: tenant.productId, licenseKey: theirs }), 404, 1, 'License key not found');
+    expectError(
+      await lookup(tenant, { productId: other.productId, licenseKey: theirs }),
+      404,
+      1,
+      'License key not found',
+    );
+    expectError(
+      await lookup(tenant, { productId: tenant.productId, licenseKey: theirs }),
+      404,
+      1,
+      'License key not found',
+    );
     expectError(
       await lookup(tenant, { productId: other.productId, licenseKey: 'NOSUC-HKEYX-XXXXX-XXXXX' }),
       404,
@@ -252,7 +280,10 @@ describe.each(Object.entries(lookups))('%s errors', (_name, lookup) => {
     const tenant = await createTenant(t.app);
     const second = await createProduct(t.app, tenant.accountId);
     const key = (await tenant.api.post('/key', { productId: second })).body.key as string;
-    const restricted = { ...tenant, api: client(t.app, await createToken(t.app, tenant.accountId, { productIds: [tenant.productId] })) };
+    const restricted = {
+      ...tenant,
+      api: client(t.app, await createToken(t.app, tenant.accountId, { productIds: [tenant.productId] })),
+    };
     expectError(await lookup(restricted, { productId: second, licenseKey: key }), 404, 1, 'License key not found');
     expect((await lookup(tenant, { productId: second, licenseKey: key })).status).toBe(200);
   });
@@ -261,7 +292,12 @@ describe.each(Object.entries(lookups))('%s errors', (_name, lookup) => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
     await admin(t.app).send('PATCH', `/admin/products/${tenant.productId}`, { active: false });
-    expectError(await lookup(tenant, { productId: tenant.productId, licenseKey: key }), 404, 1, 'License key not found');
+    expectError(
+      await lookup(tenant, { productId: tenant.productId, licenseKey: key }),
+      404,
+      1,
+      'License key not found',
+    );
     await admin(t.app).send('PATCH', `/admin/products/${tenant.productId}`, { active: true });
     expect((await lookup(tenant, { productId: tenant.productId, licenseKey: key })).status).toBe(200);
   });
@@ -275,7 +311,10 @@ describe.each(Object.entries(lookups))('%s errors', (_name, lookup) => {
       1,
       'Insufficient permissions for this operation',
     );
-    const reader = { ...tenant, api: client(t.app, await createToken(t.app, tenant.accountId, { scopes: ['licenses:read'] })) };
+    const reader = {
+      ...tenant,
+      api: client(t.app, await createToken(t.app, tenant.accountId, { scopes: ['licenses:read'] })),
+    };
     expect((await lookup(reader, { productId: tenant.productId, licenseKey: key })).status).toBe(200);
   });
 
@@ -283,7 +322,12 @@ describe.each(Object.entries(lookups))('%s errors', (_name, lookup) => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
     const anonymous = { ...tenant, api: client(t.app) };
-    expectError(await lookup(anonymous, { productId: tenant.productId, licenseKey: key }), 401, 1, 'Invalid access token');
+    expectError(
+      await lookup(anonymous, { productId: tenant.productId, licenseKey: key }),
+      401,
+      1,
+      'Invalid access token',
+    );
   });
 });
 
@@ -305,8 +349,23 @@ describe('parameter types', () => {
   it('POST /get-key: non-string values are invalid', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
-    expectError(await tenant.api.post('/get-key', { productId: [tenant.productId], licenseKey: key }), 400, 1, 'Invalid productId');
-    expectError(await tenant.api.post('/get-key', { productId: tenant.productId, licenseKey: 12345 }), 400, 1, 'Invalid licenseKey');
-    expectError(await tenant.api.post('/get-key', { productId: tenant.productId, licenseKey: { key } }), 400, 1, 'Invalid licenseKey');
+    expectError(
+      await tenant.api.post('/get-key', { productId: [tenant.productId], licenseKey: key }),
+      400,
+      1,
+      'Invalid productId',
+    );
+    expectError(
+      await tenant.api.post('/get-key', { productId: tenant.productId, licenseKey: 12345 }),
+      400,
+      1,
+      'Invalid licenseKey',
+    );
+    expectError(
+      await tenant.api.post('/get-key', { productId: tenant.productId, licenseKey: { key } }),
+      400,
+      1,
+      'Invalid licenseKey',
+    );
   });
 });

@@ -101,7 +101,12 @@ describe('PATCH /key — fields', () => {
   it('usesPerKey and maxActivations that differ → 400/1, nothing changes', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { usesPerKey: '1' });
-    expectError(await update(tenant, key, { maxActivations: 2, usesPerKey: '3' }), 400, 1, 'usesPerKey and maxActivations must match');
+    expectError(
+      await update(tenant, key, { maxActivations: 2, usesPerKey: '3' }),
+      400,
+      1,
+      'usesPerKey and maxActivations must match',
+    );
     expect((await getKey(tenant, key)).license.maxActivations).toBe(1);
   });
 
@@ -123,7 +128,11 @@ describe('PATCH /key — fields', () => {
     expect(license).toMatchObject({ maxActivations: 1, activations: 3 });
     expectError(await activate(tenant, key, 'd'), 403, 2, 'Activation limit reached');
     expect((await activate(tenant, key, 'a')).status).toBe(200);
-    const deactivate = await tenant.api.post('/key/deactivate', { productId: tenant.productId, licenseKey: key, hostId: 'a' });
+    const deactivate = await tenant.api.post('/key/deactivate', {
+      productId: tenant.productId,
+      licenseKey: key,
+      hostId: 'a',
+    });
     expect(deactivate.status).toBe(200);
     expectError(await activate(tenant, key, 'd'), 403, 2, 'Activation limit reached');
   });
@@ -213,7 +222,12 @@ describe('PATCH /key — customer assignment', () => {
     const customerId = (await getKey(tenant, owned)).customer.id;
     const key = await createKey(tenant);
     await expectUpdated(tenant, key, { customerId });
-    expect((await getKey(tenant, key)).customer).toEqual({ id: customerId, name: 'Ada Park', email: 'ada@example.com', active: true });
+    expect((await getKey(tenant, key)).customer).toEqual({
+      id: customerId,
+      name: 'Ada Park',
+      email: 'ada@example.com',
+      active: true,
+    });
     await expectUpdated(tenant, key, { customerId: null });
     expect((await getKey(tenant, key)).customer).toBeNull();
     expect(await customerCount(tenant.accountId)).toBe(1);
@@ -233,7 +247,12 @@ describe('PATCH /key — customer assignment', () => {
     const foreignId = (await getKey(other, foreign)).customer.id;
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
-    expectError(await update(tenant, key, { customerId: foreignId }), 404, 2, `Customer with ID ${foreignId} not found`);
+    expectError(
+      await update(tenant, key, { customerId: foreignId }),
+      404,
+      2,
+      `Customer with ID ${foreignId} not found`,
+    );
     expect((await getKey(tenant, key)).customer).toBeNull();
   });
 
@@ -241,7 +260,11 @@ describe('PATCH /key — customer assignment', () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
     await expectUpdated(tenant, key, { newCustomer: { name: 'Grace', email: 'grace@example.com' } });
-    expect((await getKey(tenant, key)).customer).toMatchObject({ name: 'Grace', email: 'grace@example.com', active: true });
+    expect((await getKey(tenant, key)).customer).toMatchObject({
+      name: 'Grace',
+      email: 'grace@example.com',
+      active: true,
+    });
     await expectUpdated(tenant, key, { newCustomer: { name: 'No email' } });
     expect((await getKey(tenant, key)).customer).toMatchObject({ name: 'No email', email: null });
     expect(await customerCount(tenant.accountId)).toBe(2);
@@ -251,7 +274,10 @@ describe('PATCH /key — customer assignment', () => {
     const tenant = await createTenant(t.app);
     await createKey(tenant, { newCustomer: { name: 'Ada', email: 'ada@example.com' } });
     const key = await createKey(tenant, { metadata: { v: 1 } });
-    const response = await update(tenant, key, { metadata: { v: 2 }, newCustomer: { name: 'Clash', email: 'ADA@example.com' } });
+    const response = await update(tenant, key, {
+      metadata: { v: 2 },
+      newCustomer: { name: 'Clash', email: 'ADA@example.com' },
+    });
     expectError(response, 409, 2, 'CONFLICT: Customer email ADA@example.com already exists.');
     const { license, customer } = await getKey(tenant, key);
     expect(customer).toBeNull();
@@ -311,7 +337,12 @@ describe('PATCH /key — validation and lookup', () => {
     for (const [body, message] of invalid) {
       expectError(await send({ productId, licenseKey: key, metadata: { v: 2 }, ...body }), 400, 1, message);
     }
-    expectError(await send({ productId, licenseKey: key, newCustomer: { email: 'a@b.co' } }), 400, 1, 'Missing required params');
+    expectError(
+      await send({ productId, licenseKey: key, newCustomer: { email: 'a@b.co' } }),
+      400,
+      1,
+      'Missing required params',
+    );
     expect((await getKey(tenant, key)).license.metadata).toEqual({ v: 1 });
   });
 
@@ -319,7 +350,11 @@ describe('PATCH /key — validation and lookup', () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { licenseType: 'node-locked', heartbeatInterval: 120 });
     await expectUpdated(tenant, key, { licenseType: null, heartbeatInterval: null, newCustomer: null });
-    expect(await storedKey(tenant, key)).toMatchObject({ licenseType: 'node-locked', heartbeatInterval: 120, customerId: null });
+    expect(await storedKey(tenant, key)).toMatchObject({
+      licenseType: 'node-locked',
+      heartbeatInterval: 120,
+      customerId: null,
+    });
   });
 
   it('an unknown key → 404/1 License key not found (before the customer checks)', async () => {
@@ -339,7 +374,12 @@ describe('PATCH /key — security', () => {
     const noScope = await createToken(t.app, tenant.accountId, {
       scopes: ['licenses:read', 'licenses:activate', 'licenses:block', 'customers:write'],
     });
-    expectError(await client(t.app, noScope).send('PATCH', '/key', body), 403, 1, 'Insufficient permissions for this operation');
+    expectError(
+      await client(t.app, noScope).send('PATCH', '/key', body),
+      403,
+      1,
+      'Insufficient permissions for this operation',
+    );
     expect((await getKey(tenant, key)).license.maxActivations).toBe(1);
   });
 
