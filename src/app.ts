@@ -15,6 +15,7 @@ import { adminRoutes } from './modules/admin/routes.js';
 import { customerRoutes } from './modules/customers/routes.js';
 import { healthRoutes } from './modules/health/routes.js';
 import { licenseRoutes } from './modules/licenses/routes.js';
+import { sessionRoutes } from './modules/sessions/routes.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -81,6 +82,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     publicApi.addHook('onRoute', documentSecurity('bearerAuth'));
     await publicApi.register(accessTokenAuth);
     await publicApi.register(licenseRoutes);
+    await publicApi.register(sessionRoutes);
     await publicApi.register(customerRoutes);
   });
 
