@@ -42,14 +42,9 @@ export function sessionOperations(app: FastifyInstance) {
     input: SessionCallBodySchema,
     response: HeartbeatResponseSchema,
     async run(request, body) {
-      const renewed = await recordHeartbeatOutcome(
-        (async () => {
-          const heartbeat = await withTransaction(db, (tx) => heartbeatSession(tx, request.auth, body));
-          // Thrown only now: the transaction that ended the refused session has committed.
-          if (heartbeat.refusal) throw heartbeat.refusal;
-          return heartbeat.renewed;
-        })(),
-      );
+      // No unit of work: the heartbeat's statements are each atomic on their own, and the end of
+      // a refused session must not roll back with the 403 (service.ts, heartbeatSession).
+      const { renewed } = await recordHeartbeatOutcome(heartbeatSession(db, request.auth, body));
       return {
         code: 0 as const,
         message: 'Heartbeat accepted',
@@ -68,7 +63,7 @@ export function sessionOperations(app: FastifyInstance) {
     input: SessionCallBodySchema,
     response: CheckinResponseSchema,
     async run(request, body) {
-      await recordCheckinOutcome(withTransaction(db, (tx) => checkinSession(tx, request.auth, body)));
+      await recordCheckinOutcome(checkinSession(db, request.auth, body));
       return { code: 0 as const, message: 'Session checked in' };
     },
   });

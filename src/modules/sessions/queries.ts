@@ -7,9 +7,10 @@ import { type AuthContext, canSeeProduct } from '../../lib/scopes.js';
 /**
  * Data access of floating sessions.
  *
- * Time: every lease is set and judged by the DATABASE's clock (`statement_timestamp()`), never
- * by the server process's, so that processes whose clocks differ agree on which sessions are
- * live — a seat counted free by one process cannot be renewed by another.
+ * Time: every lease is set and judged by the DATABASE's clock (`statement_timestamp()`, or
+ * `clock_timestamp()` after a lock wait), never by the server process's, so that processes whose
+ * clocks differ agree on which sessions are live — a seat counted free by one process cannot be
+ * renewed by another.
  *
  * Ending a session sets `checked_in_at` and pulls `expires_at` back to the same instant when it
  * lay in the future: `expires_at` is then the end of every session, live or dead, and the sweep
@@ -64,20 +65,17 @@ export async function insertSession(tx: Db, session: NewSession, leaseSeconds: n
 }
 
 /**
- * What a heartbeat or checkin needs, in ONE statement: the key (of an active product of the
- * caller's account), its customer's state and the named session when it is not checked in
- * (null fields otherwise). `lapsed` is judged by the database's clock. With `lockKey` the key
- * row is held FOR KEY SHARE until the transaction ends: that conflicts with the FOR UPDATE of
- * checkout, PATCH /key and block (lockLicenseKey) but not with other heartbeats.
+ * What a heartbeat or checkin needs, in ONE statement that locks nothing: the key (of an active
+ * product of the caller's account), its customer's state and the named session when it is not
+ * checked in (null fields otherwise). `lapsed` is judged by the database's clock.
  */
 export async function findSessionCall(
-  tx: Db,
+  db: Db,
   auth: AuthContext,
   lookup: { productId: string; licenseKey: string; sessionId: string },
-  options: { lockKey: boolean },
 ) {
   if (!canSeeProduct(auth, lookup.productId)) return undefined;
-  const query = tx
+  const query = db
     .select({
       keyId: licenseKeys.id,
       blocked: licenseKeys.blocked,
@@ -109,9 +107,7 @@ export async function findSessionCall(
       ),
     )
     .limit(1);
-  const [row] = options.lockKey
-    ? await executePrepared(query.for('key share', { of: licenseKeys }), 'floating_session_call_locked')
-    : await executePrepared(query, 'floating_session_call');
+  const [row] = await executePrepared(query, 'floating_session_call');
   return row;
 }
 
@@ -126,28 +122,66 @@ const consumable = (session: PresentedSession) =>
   and(eq(floatingSessions.id, session.id), eq(floatingSessions.nonce, session.nonce), isLive);
 
 /**
- * Heartbeat: consumes the nonce by compare-and-swap and renews the lease. Of calls presenting
- * the same nonce exactly one gets the row; the others find the new nonce (PostgreSQL re-checks
- * the condition on the row a concurrent update left). The new lease end, or undefined when the
- * nonce was no longer current or the session no longer live.
+ * Heartbeat, in ONE statement (atomic on its own, no transaction): takes the key row FOR KEY
+ * SHARE, then consumes the nonce by compare-and-swap and renews the lease.
+ *
+ * - Nonce: of calls presenting the same nonce exactly one gets the row; the others find the new
+ *   nonce (PostgreSQL re-checks the condition on the row a concurrent update left).
+ * - Seats: checkout counts a lapsed session as free under the key's FOR UPDATE lock and may give
+ *   its seat away; a renewal must never land after that. The key-share lock conflicts with that
+ *   FOR UPDATE (not with other heartbeats), so the statement runs wholly before a checkout (which
+ *   then sees the renewal) or after it; and the lease is judged by `clock_timestamp()` read
+ *   ABOVE the lock (`lock_clock`), i.e. once the lock is granted — a lease the checkout counted
+ *   as lapsed is lapsed by then too. (The statement's own start time would not do: it precedes
+ *   the wait.) test/race/floating-race.test.ts races renewals against checkouts at that boundary.
+ *
+ * The new lease end, or undefined when the nonce was no longer current, the session no longer
+ * live, or the key gone.
  */
 export async function renewSession(
-  tx: Db,
+  db: Db,
+  licenseKeyId: string,
   session: PresentedSession,
   next: { nonce: string; leaseSeconds: number },
 ): Promise<Date | undefined> {
-  const query = tx
+  const lockedKey = db
+    .select({ id: licenseKeys.id })
+    .from(licenseKeys)
+    .where(eq(licenseKeys.id, licenseKeyId))
+    .for('key share')
+    .as('locked_key');
+  // A subquery with a row lock is never merged into its parent: its select list is computed
+  // after LockRows granted the lock.
+  const lockClock = db
+    .select({ lockedAt: sql<Date>`clock_timestamp()`.as('locked_at') })
+    .from(lockedKey)
+    .as('lock_clock');
+  const query = db
     .update(floatingSessions)
-    .set({ nonce: next.nonce, expiresAt: leaseEnd(next.leaseSeconds) })
-    .where(consumable(session))
+    .set({
+      nonce: next.nonce,
+      expiresAt: sql`${lockClock.lockedAt} + cast(${next.leaseSeconds} as integer) * interval '1 second'`,
+    })
+    .from(lockClock)
+    .where(
+      and(
+        eq(floatingSessions.id, session.id),
+        eq(floatingSessions.nonce, session.nonce),
+        isNull(floatingSessions.checkedInAt),
+        gt(floatingSessions.expiresAt, lockClock.lockedAt),
+      ),
+    )
     .returning({ expiresAt: floatingSessions.expiresAt });
   const [row] = await executePrepared(query, 'renew_floating_session');
   return row?.expiresAt;
 }
 
-/** Checkin, or a refused heartbeat: ends the session by the same compare-and-swap. Whether it did. */
-export async function endSession(tx: Db, session: PresentedSession): Promise<boolean> {
-  const query = tx
+/**
+ * Checkin, or a refused heartbeat: ends the session by compare-and-swap on its nonce, in one
+ * statement. No key lock: ending a session can never over-allocate a seat. Whether it did.
+ */
+export async function endSession(db: Db, session: PresentedSession): Promise<boolean> {
+  const query = db
     .update(floatingSessions)
     .set(endNow)
     .where(consumable(session))
@@ -156,8 +190,8 @@ export async function endSession(tx: Db, session: PresentedSession): Promise<boo
 }
 
 /** The session's state now, to tell why a compare-and-swap found nothing. */
-export async function sessionState(tx: Db, sessionId: string) {
-  const [row] = await tx
+export async function sessionState(db: Db, sessionId: string) {
+  const [row] = await db
     .select({
       nonce: floatingSessions.nonce,
       checkedIn: sql<boolean>`${floatingSessions.checkedInAt} is not null`,

@@ -22,15 +22,16 @@ import { isSessionSignature, newNonce, newSessionSecret, presentedNonce } from '
 
 /**
  * Floating-license sessions (docs/api.md, "Floating licenses"): checkout, heartbeat, checkin.
- * Each takes the request's open transaction and returns what it did; the caller owns the
- * transaction and the HTTP envelope. Sessions raise no webhook events (the contract defines none).
+ * Checkout takes the request's open transaction; heartbeat and checkin run single statements that
+ * are atomic on their own (see heartbeatSession). Each returns what it did; the caller owns the
+ * HTTP envelope. Sessions raise no webhook events (the contract defines none).
  */
 
 /**
  * `POST /key/checkout`. Every check runs on the key row locked FOR UPDATE until commit, so the
  * checkouts of one key are serialized across all processes and seats are never over-allocated;
- * heartbeats hold the same row FOR KEY SHARE, so no lease is renewed between the count and the
- * commit either.
+ * a heartbeat's renewal takes the same row FOR KEY SHARE, so no lease is renewed between the
+ * count and the commit either.
  */
 export async function checkoutSession(
   tx: Db,
@@ -83,8 +84,8 @@ export async function checkoutSession(
  * — unknown for this key or checked in — (404/1), the nonce and signature (403/2), the lease
  * (403/2). Returns the verified call.
  */
-async function verifySessionCall(tx: Db, auth: AuthContext, body: SessionCallBody, options: { lockKey: boolean }) {
-  const call = await findSessionCall(tx, auth, body, options);
+async function verifySessionCall(db: Db, auth: AuthContext, body: SessionCallBody) {
+  const call = await findSessionCall(db, auth, body);
   if (!call) throw Errors.licenseKeyNotFound();
   if (call.sessionId === null || call.secret === null || call.nonce === null) throw Errors.sessionNotFound();
   // The signature is computed over the CURRENT nonce: a stale or replayed one never verifies.
@@ -98,60 +99,62 @@ async function verifySessionCall(tx: Db, auth: AuthContext, body: SessionCallBod
 
 /**
  * Why a compare-and-swap on a verified session found nothing: a concurrent call consumed the
- * nonce (403/2), ended the session (404/1), or the lease lapsed meanwhile (403/2).
+ * nonce (403/2), ended the session or deleted the key with it (404/1), or the lease lapsed
+ * meanwhile (403/2).
  */
-async function lostSession(tx: Db, session: PresentedSession): Promise<AppError> {
-  const state = await sessionState(tx, session.id);
+async function lostSession(db: Db, session: PresentedSession): Promise<AppError> {
+  const state = await sessionState(db, session.id);
   if (!state || state.checkedIn) return Errors.sessionNotFound();
   if (state.nonce !== session.nonce) return Errors.invalidSessionSignature();
   if (state.lapsed) return Errors.sessionExpired();
   return Errors.invalidSessionSignature();
 }
 
-/** A heartbeat either renews the lease or is refused after ending the session. */
-export type Heartbeat =
-  | { renewed: { expiresAt: Date; nextNonce: string }; refusal?: undefined }
-  | { renewed?: undefined; refusal: AppError };
-
 /**
- * `POST /key/heartbeat`. Statements in the transaction: BEGIN, the read of key, customer and
- * session (one prepared statement, the key row FOR KEY SHARE), the compare-and-swap (one
- * prepared UPDATE), COMMIT — four round trips after the token lookup.
+ * `POST /key/heartbeat` — the hot path: after the token lookup it runs TWO statements, both
+ * prepared, and no transaction (no BEGIN/COMMIT round trips): the read of key, customer and
+ * session, then the swap that renews the lease (one UPDATE, atomic on its own, which takes the
+ * key row FOR KEY SHARE for the seat rule — see `renewSession`). Nothing here has to roll back
+ * with anything else.
  *
- * Why the key row is locked (shared): the heartbeat reads blocked / expired / customer, but those
- * alone would not need it — a block committing meanwhile is simply ordered after this heartbeat,
- * and the next one is refused. The seat count needs it: checkout counts a lapsed session as free
- * and may give its seat away; a heartbeat that judged the same lease live a moment earlier
- * (another statement, another snapshot) must not renew it afterwards. Holding the row FOR KEY
- * SHARE orders every heartbeat entirely before or after a checkout's FOR UPDATE, and the swap
- * judges the lease by the database's clock after the lock was granted. Heartbeats do not block
- * one another (shared lock), only checkouts and key changes of the same key.
+ * Does the heartbeat need the key row lock for what it READS (blocked, expired, customer)? No:
+ * a block committing between the read and the swap is ordered after this heartbeat, which was
+ * under way when the block came; every heartbeat that starts after the block has committed reads
+ * it and is refused. The lock is taken for the seat count only, and only by the swap.
  *
  * A refusal by the key's state (blocked, expired, customer disabled) ENDS the session, and that
- * must commit although the request answers 403: the unit of work rolls back on a throw, so the
- * refusal is returned, not thrown, and the route throws it once the transaction has committed.
+ * must be kept although the request answers 403. A request's unit of work would roll the end
+ * back with the throw; here the end is its own statement, committed when it returns, and the
+ * refusal is thrown only afterwards.
  */
-export async function heartbeatSession(tx: Db, auth: AuthContext, body: SessionCallBody): Promise<Outcome<Heartbeat>> {
-  const call = await verifySessionCall(tx, auth, body, { lockKey: true });
+export async function heartbeatSession(
+  db: Db,
+  auth: AuthContext,
+  body: SessionCallBody,
+): Promise<Outcome<{ renewed: { expiresAt: Date; nextNonce: string } }>> {
+  const call = await verifySessionCall(db, auth, body);
   const customer = call.customerActive === null ? undefined : { active: call.customerActive };
+  // `call.blocked` and `call.expiresAt` are the key's.
   const refusal = continuationRefusal(call, customer);
   if (refusal) {
-    if (!(await endSession(tx, call.session))) throw await lostSession(tx, call.session);
-    return { refusal, events: [] };
+    if (!(await endSession(db, call.session))) throw await lostSession(db, call.session);
+    throw refusal;
   }
   const nextNonce = newNonce();
-  const expiresAt = await renewSession(tx, call.session, { nonce: nextNonce, leaseSeconds: call.sessionLeaseDuration });
-  if (!expiresAt) throw await lostSession(tx, call.session);
+  const expiresAt = await renewSession(db, call.keyId, call.session, {
+    nonce: nextNonce,
+    leaseSeconds: call.sessionLeaseDuration,
+  });
+  if (!expiresAt) throw await lostSession(db, call.session);
   return { renewed: { expiresAt, nextNonce }, events: [] };
 }
 
 /**
- * `POST /key/checkin`: ends the session (its seat is free at once) by the same compare-and-swap.
- * Works on blocked and expired keys. Without the key lock: ending a session can never
- * over-allocate a seat.
+ * `POST /key/checkin`: ends the session (its seat is free at once) by the same compare-and-swap,
+ * in its own statement like the heartbeat. Works on blocked and expired keys.
  */
-export async function checkinSession(tx: Db, auth: AuthContext, body: SessionCallBody): Promise<Outcome<object>> {
-  const call = await verifySessionCall(tx, auth, body, { lockKey: false });
-  if (!(await endSession(tx, call.session))) throw await lostSession(tx, call.session);
+export async function checkinSession(db: Db, auth: AuthContext, body: SessionCallBody): Promise<Outcome<object>> {
+  const call = await verifySessionCall(db, auth, body);
+  if (!(await endSession(db, call.session))) throw await lostSession(db, call.session);
   return { events: [] };
 }
