@@ -1,6 +1,6 @@
 import { and, count, eq, gt, inArray, isNull, lt, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { executePrepared } from '../../db/prepared.js';
+import { executePrepared, preparedOnce } from '../../db/prepared.js';
 import { customers, floatingSessions, licenseKeys, products } from '../../db/schema/index.js';
 import { type AuthContext, canSeeProduct } from '../../lib/scopes.js';
 
@@ -64,18 +64,14 @@ export async function insertSession(tx: Db, session: NewSession, leaseSeconds: n
   return row!.expiresAt;
 }
 
-/**
- * What a heartbeat or checkin needs, in ONE statement that locks nothing: the key (of an active
- * product of the caller's account), its customer's state and the named session when it is not
- * checked in (null fields otherwise). `lapsed` is judged by the database's clock.
- */
-export async function findSessionCall(
-  db: Db,
-  auth: AuthContext,
-  lookup: { productId: string; licenseKey: string; sessionId: string },
-) {
-  if (!canSeeProduct(auth, lookup.productId)) return undefined;
-  const query = db
+// Heartbeat and checkin run outside any transaction (sessions/service.ts), so their statements
+// are built once per database (`preparedOnce`, placeholders for every value): the hot path
+// skips drizzle's query building as well as PostgreSQL's parse and plan.
+
+const placeholder = (name: string) => sql.placeholder(name);
+
+const sessionCall = preparedOnce((db) =>
+  db
     .select({
       keyId: licenseKeys.id,
       blocked: licenseKeys.blocked,
@@ -93,21 +89,40 @@ export async function findSessionCall(
     .leftJoin(
       floatingSessions,
       and(
-        eq(floatingSessions.id, lookup.sessionId),
+        eq(floatingSessions.id, placeholder('sessionId')),
         eq(floatingSessions.licenseKeyId, licenseKeys.id),
         isNull(floatingSessions.checkedInAt),
       ),
     )
     .where(
       and(
-        eq(licenseKeys.productId, lookup.productId),
-        eq(licenseKeys.key, lookup.licenseKey),
-        eq(licenseKeys.accountId, auth.accountId),
+        eq(licenseKeys.productId, placeholder('productId')),
+        eq(licenseKeys.key, placeholder('licenseKey')),
+        eq(licenseKeys.accountId, placeholder('accountId')),
         eq(products.active, true),
       ),
     )
-    .limit(1);
-  const [row] = await executePrepared(query, 'floating_session_call');
+    .limit(1)
+    .prepare('floating_session_call'),
+);
+
+/**
+ * What a heartbeat or checkin needs, in ONE statement that locks nothing: the key (of an active
+ * product of the caller's account), its customer's state and the named session when it is not
+ * checked in (null fields otherwise). `lapsed` is judged by the database's clock.
+ */
+export async function findSessionCall(
+  db: Db,
+  auth: AuthContext,
+  lookup: { productId: string; licenseKey: string; sessionId: string },
+) {
+  if (!canSeeProduct(auth, lookup.productId)) return undefined;
+  const [row] = await sessionCall(db).execute({
+    productId: lookup.productId,
+    licenseKey: lookup.licenseKey,
+    sessionId: lookup.sessionId,
+    accountId: auth.accountId,
+  });
   return row;
 }
 
@@ -118,8 +133,43 @@ export interface PresentedSession {
 }
 
 /** The nonce can be consumed only while it is current and the session live. */
-const consumable = (session: PresentedSession) =>
-  and(eq(floatingSessions.id, session.id), eq(floatingSessions.nonce, session.nonce), isLive);
+const consumable = and(
+  eq(floatingSessions.id, placeholder('id')),
+  eq(floatingSessions.nonce, placeholder('nonce')),
+  isLive,
+);
+
+const renewal = preparedOnce((db) => {
+  const lockedKey = db
+    .select({ id: licenseKeys.id })
+    .from(licenseKeys)
+    .where(eq(licenseKeys.id, placeholder('licenseKeyId')))
+    .for('key share')
+    .as('locked_key');
+  // A subquery with a row lock is never merged into its parent: its select list is computed
+  // after LockRows granted the lock.
+  const lockClock = db
+    .select({ lockedAt: sql<Date>`clock_timestamp()`.as('locked_at') })
+    .from(lockedKey)
+    .as('lock_clock');
+  return db
+    .update(floatingSessions)
+    .set({
+      nonce: sql`${placeholder('nextNonce')}`,
+      expiresAt: sql`${lockClock.lockedAt} + cast(${placeholder('leaseSeconds')} as integer) * interval '1 second'`,
+    })
+    .from(lockClock)
+    .where(
+      and(
+        eq(floatingSessions.id, placeholder('id')),
+        eq(floatingSessions.nonce, placeholder('nonce')),
+        isNull(floatingSessions.checkedInAt),
+        gt(floatingSessions.expiresAt, lockClock.lockedAt),
+      ),
+    )
+    .returning({ expiresAt: floatingSessions.expiresAt })
+    .prepare('renew_floating_session');
+});
 
 /**
  * Heartbeat, in ONE statement (atomic on its own, no transaction): takes the key row FOR KEY
@@ -144,52 +194,34 @@ export async function renewSession(
   session: PresentedSession,
   next: { nonce: string; leaseSeconds: number },
 ): Promise<Date | undefined> {
-  const lockedKey = db
-    .select({ id: licenseKeys.id })
-    .from(licenseKeys)
-    .where(eq(licenseKeys.id, licenseKeyId))
-    .for('key share')
-    .as('locked_key');
-  // A subquery with a row lock is never merged into its parent: its select list is computed
-  // after LockRows granted the lock.
-  const lockClock = db
-    .select({ lockedAt: sql<Date>`clock_timestamp()`.as('locked_at') })
-    .from(lockedKey)
-    .as('lock_clock');
-  const query = db
-    .update(floatingSessions)
-    .set({
-      nonce: next.nonce,
-      expiresAt: sql`${lockClock.lockedAt} + cast(${next.leaseSeconds} as integer) * interval '1 second'`,
-    })
-    .from(lockClock)
-    .where(
-      and(
-        eq(floatingSessions.id, session.id),
-        eq(floatingSessions.nonce, session.nonce),
-        isNull(floatingSessions.checkedInAt),
-        gt(floatingSessions.expiresAt, lockClock.lockedAt),
-      ),
-    )
-    .returning({ expiresAt: floatingSessions.expiresAt });
-  const [row] = await executePrepared(query, 'renew_floating_session');
+  const [row] = await renewal(db).execute({
+    licenseKeyId,
+    id: session.id,
+    nonce: session.nonce,
+    nextNonce: next.nonce,
+    leaseSeconds: next.leaseSeconds,
+  });
   return row?.expiresAt;
 }
+
+const ending = preparedOnce((db) =>
+  db
+    .update(floatingSessions)
+    .set(endNow)
+    .where(consumable)
+    .returning({ id: floatingSessions.id })
+    .prepare('end_floating_session'),
+);
 
 /**
  * Checkin, or a refused heartbeat: ends the session by compare-and-swap on its nonce, in one
  * statement. No key lock: ending a session can never over-allocate a seat. Whether it did.
  */
 export async function endSession(db: Db, session: PresentedSession): Promise<boolean> {
-  const query = db
-    .update(floatingSessions)
-    .set(endNow)
-    .where(consumable(session))
-    .returning({ id: floatingSessions.id });
-  return (await executePrepared(query, 'end_floating_session')).length > 0;
+  return (await ending(db).execute({ id: session.id, nonce: session.nonce })).length > 0;
 }
 
-/** The session's state now, to tell why a compare-and-swap found nothing. */
+/** The session's state now, to tell why a compare-and-swap found nothing (rare: no prepared statement). */
 export async function sessionState(db: Db, sessionId: string) {
   const [row] = await db
     .select({
