@@ -13,7 +13,12 @@ declare module 'autocannon' {
         path?: string;
         headers?: Record<string, string>;
         body?: string;
-        setupRequest?: (request: { body?: string; [key: string]: unknown }) => unknown;
+        setupRequest?: (
+          request: { body?: string; [key: string]: unknown },
+          context: Record<string, unknown>,
+        ) => unknown;
+        /** Called with the context its setupRequest saw (autocannon resets it for the next request). */
+        onResponse?: (status: number, body: string, context: Record<string, unknown>) => void;
       }>;
     }
     interface Result {

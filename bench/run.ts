@@ -18,8 +18,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import autocannon from 'autocannon';
 import { importPKCS8, SignJWT } from 'jose';
+import postgres from 'postgres';
+import { createFreshDatabase, request, startServer } from '../scripts/server-process.js';
 import { sha256Hex } from '../src/lib/hashing.js';
-import { createFreshDatabase, request, startServer } from '../test/helpers/server-process.js';
+import { sessionSignature } from '../src/modules/sessions/signature.js';
 
 const run = promisify(execFile);
 process.env.DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -27,6 +29,10 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const ADMIN_TOKEN = `bench-admin-${randomBytes(12).toString('hex')}`;
 const SIGN_ITERATIONS = Number(process.env.BENCH_SIGN_ITERATIONS ?? 20_000);
+// Heartbeat scenario: unlimited floating keys, and the live sessions the HTTP run rotates
+// through (several per connection; each is used by one connection at a time).
+const FLOATING_KEYS = 10;
+const FLOATING_SESSIONS = Math.max(300, CONNECTIONS * 6);
 
 interface Figures {
   name: string;
@@ -173,6 +179,105 @@ async function signingAlone(name: string): Promise<Figures> {
   };
 }
 
+// The statements one POST /key/heartbeat runs (sessions/service.ts heartbeatSession), with no
+// transaction around them: the token lookup, the read of key, customer and session, and the
+// compare-and-swap of the nonce that takes the key row FOR KEY SHARE. Client i heartbeats its own
+// session on key i % FLOATING_KEYS (the benchmark gives those sessions and keys predictable IDs);
+// \gset after the swap makes a swap that renewed nothing fail the run.
+const HEARTBEAT_SQL = `
+\\set k :client_id % ${FLOATING_KEYS}
+SELECT id, account_id, scopes, product_ids, expires_at, revoked_at FROM access_tokens WHERE token_hash = :hash;
+SELECT license_keys.id AS key_id, license_keys.blocked AS blocked, license_keys.expires_at AS key_expires_at, license_keys.session_lease_duration AS lease, customers.active AS customer_active, floating_sessions.id AS session_id, floating_sessions.secret AS secret, floating_sessions.nonce AS nonce, floating_sessions.expires_at <= statement_timestamp() AS lapsed
+  FROM license_keys INNER JOIN products ON products.id = license_keys.product_id
+  LEFT JOIN customers ON customers.id = license_keys.customer_id
+  LEFT JOIN floating_sessions ON (floating_sessions.id = 'pgbench-' || :client_id AND floating_sessions.license_key_id = license_keys.id AND floating_sessions.checked_in_at IS NULL)
+  WHERE license_keys.product_id = :product AND license_keys.key = 'bench-floating-' || :k AND license_keys.account_id = :account AND products.active = true
+  LIMIT 1 \\gset
+UPDATE floating_sessions SET nonce = md5(random()::text), expires_at = lock_clock.locked_at + cast(900 as integer) * interval '1 second'
+  FROM (SELECT clock_timestamp() AS locked_at FROM (SELECT license_keys.id FROM license_keys WHERE license_keys.id = :key_id FOR KEY SHARE) locked_key) lock_clock
+  WHERE floating_sessions.id = :session_id AND floating_sessions.nonce = :nonce AND floating_sessions.checked_in_at IS NULL AND floating_sessions.expires_at > lock_clock.locked_at
+  RETURNING floating_sessions.expires_at AS renewed \\gset
+`;
+
+interface BenchSession {
+  licenseKey: string;
+  sessionId: string;
+  secret: string;
+  nonce: string;
+}
+
+/**
+ * FLOATING_KEYS unlimited floating keys with FLOATING_SESSIONS live sessions for the HTTP run,
+ * plus one session per pgbench client. The keys get predictable license keys and pgbench's
+ * sessions predictable IDs ("pgbench-<client id>"), so that its script can name its own.
+ */
+async function floatingSetup(baseUrl: string, databaseUrl: string, token: string, productId: string) {
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    const keys: string[] = [];
+    for (let i = 0; i < FLOATING_KEYS; i++) {
+      const created = await request(baseUrl, 'POST', '/key', token, { productId, licenseType: 'floating' });
+      if (created.status !== 200) throw new Error(`create floating key failed: ${JSON.stringify(created.body)}`);
+      const key = `bench-floating-${i}`;
+      await sql`update license_keys set key = ${key} where product_id = ${productId} and key = ${created.body.key}`;
+      keys.push(key);
+    }
+    const checkout = async (licenseKey: string, hostId: string): Promise<BenchSession> => {
+      const response = await request(baseUrl, 'POST', '/key/checkout', token, { productId, licenseKey, hostId });
+      if (response.status !== 200) throw new Error(`checkout failed: ${JSON.stringify(response.body)}`);
+      const { sessionId, sessionSecret: secret, nextNonce: nonce } = response.body;
+      return { licenseKey, sessionId, secret, nonce };
+    };
+    const sessions: BenchSession[] = [];
+    for (let first = 0; first < FLOATING_SESSIONS; first += 25) {
+      const batch = Array.from({ length: Math.min(25, FLOATING_SESSIONS - first) }, (_, j) => first + j);
+      sessions.push(...(await Promise.all(batch.map((i) => checkout(keys[i % FLOATING_KEYS]!, `bench-host-${i}`)))));
+    }
+    for (let client = 0; client < CONNECTIONS; client++) {
+      const session = await checkout(keys[client % FLOATING_KEYS]!, `pgbench-host-${client}`);
+      await sql`update floating_sessions set id = ${`pgbench-${client}`} where id = ${session.sessionId}`;
+    }
+    return sessions;
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/**
+ * Heartbeats over HTTP: each request takes a free session, signs its current nonce and, when the
+ * answer arrives, records the next nonce and frees the session again. autocannon keeps one
+ * request in flight per connection, so a session is never used by two requests at once.
+ */
+function heartbeatRequests(productId: string, sessions: BenchSession[]): autocannon.Options['requests'] {
+  const free = [...sessions];
+  return [
+    {
+      method: 'POST',
+      setupRequest: (req, context) => {
+        const session = free.shift();
+        if (!session) throw new Error('heartbeat bench: no free session');
+        context.session = session;
+        const signature = sessionSignature(session.secret, session.sessionId, session.nonce).toString('hex');
+        return {
+          ...req,
+          body: JSON.stringify({
+            productId,
+            licenseKey: session.licenseKey,
+            sessionId: session.sessionId,
+            timestamp: session.nonce,
+            signature,
+          }),
+        };
+      },
+      onResponse: (status, body, context) => {
+        const session = context.session as BenchSession;
+        if (status === 200) session.nonce = (JSON.parse(body) as { nextNonce: string }).nextNonce;
+        free.push(session);
+      },
+    },
+  ];
+}
+
 const fmt = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : '-');
 
 function print(rows: Figures[]) {
@@ -266,6 +371,23 @@ async function main() {
         keyid: keyId,
       }),
     );
+
+    const sessions = await floatingSetup(server.url, database.url, token, productId);
+    rows.push(
+      await http('POST /key/heartbeat (http)', {
+        url: `${server.url}/key/heartbeat`,
+        method: 'POST',
+        headers,
+        requests: heartbeatRequests(productId, sessions),
+      }),
+    );
+    rows.push(
+      await pgbench('heartbeat SQL (pgbench)', database.url, HEARTBEAT_SQL, {
+        hash: sha256Hex(token),
+        product: productId,
+        account: accountId,
+      }),
+    );
     rows.push(
       await http('POST /key/sign (http)', {
         url: `${server.url}/key/sign`,
@@ -276,10 +398,11 @@ async function main() {
     );
     rows.push(await signingAlone('sign alone (jose, 1 core)'));
     print(rows);
-    const [createKey, createKeySql, , activate, activateSql, sign, signAlone] = rows;
+    const [createKey, createKeySql, , activate, activateSql, heartbeat, heartbeatSql, sign, signAlone] = rows;
     console.log('');
     console.log(`ratio create-key / pgbench: ${fmt(createKey!.rps / createKeySql!.rps, 2)} (target >= 0.80)`);
     console.log(`ratio activate / pgbench:   ${fmt(activate!.rps / activateSql!.rps, 2)} (target >= 0.80)`);
+    console.log(`ratio heartbeat / pgbench:  ${fmt(heartbeat!.rps / heartbeatSql!.rps, 2)} (target >= 0.80)`);
     console.log(`ratio sign / signing alone: ${fmt(sign!.rps / signAlone!.rps, 2)}`);
   } finally {
     await server.stop();

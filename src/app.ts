@@ -16,6 +16,7 @@ import { customerRoutes } from './modules/customers/routes.js';
 import { healthRoutes } from './modules/health/routes.js';
 import { licenseFileRoutes, licenseFilesPlugin, signingKeyAdminRoutes } from './modules/license-files/routes.js';
 import { licenseRoutes } from './modules/licenses/routes.js';
+import { sessionRoutes } from './modules/sessions/routes.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -83,6 +84,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     publicApi.addHook('onRoute', documentSecurity('bearerAuth'));
     await publicApi.register(accessTokenAuth);
     await publicApi.register(licenseRoutes);
+    await publicApi.register(sessionRoutes);
     await publicApi.register(customerRoutes);
     await publicApi.register(licenseFileRoutes);
   });

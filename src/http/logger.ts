@@ -17,6 +17,7 @@ const SECRET_FIELDS = [
   'metricsToken',
   'secretKey',
   'secret',
+  'sessionSecret',
   'password',
   'authorization',
   'databaseUrl',

@@ -27,6 +27,11 @@ export type ErrorReason =
   | 'host_not_allowed'
   | 'limit_reached'
   | 'not_activated'
+  | 'not_floating'
+  | 'no_floating_seats'
+  | 'invalid_session_signature'
+  | 'session_expired'
+  | 'session_not_found'
   | 'customer_email_conflict'
   | 'body_too_large'
   | 'unsupported_media_type'
@@ -81,6 +86,11 @@ export const Errors = {
   activationLimitReached: () => new AppError(403, 2, 'Activation limit reached', 'limit_reached'),
   notActivated: () => new AppError(403, 2, 'License not activated', 'not_activated'),
   deviceNotFound: () => new AppError(404, 1, 'Device not found', 'device_not_found'),
+  notFloating: () => new AppError(403, 2, 'License is not a floating license', 'not_floating'),
+  noFloatingSeats: () => new AppError(403, 2, 'No floating seats available', 'no_floating_seats'),
+  invalidSessionSignature: () => new AppError(403, 2, 'Invalid session signature', 'invalid_session_signature'),
+  sessionExpired: () => new AppError(403, 2, 'Session expired', 'session_expired'),
+  sessionNotFound: () => new AppError(404, 1, 'Session not found', 'session_not_found'),
   customerEmailConflict: () =>
     new AppError(409, 1, 'Customer with this email already exists', 'customer_email_conflict'),
   newCustomerEmailConflict: (email: string) =>

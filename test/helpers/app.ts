@@ -5,8 +5,8 @@ import { PGlite } from '@electric-sql/pglite';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import { loadConfig, type Config } from '../../src/config.js';
-import { openPglite, openPostgres, type Database } from '../../src/db/client.js';
+import { type Config, loadConfig } from '../../src/config.js';
+import { type Database, openPglite, openPostgres } from '../../src/db/client.js';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 

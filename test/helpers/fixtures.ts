@@ -163,7 +163,12 @@ export const ERRORS = {
 
 /** Expects exactly this status and error body: one of ERRORS, or the status, code and message. */
 export function expectError(response: { status: number; body: unknown }, expected: ExpectedError): void;
-export function expectError(response: { status: number; body: unknown }, status: number, code: number, message: string): void;
+export function expectError(
+  response: { status: number; body: unknown },
+  status: number,
+  code: number,
+  message: string,
+): void;
 export function expectError(
   response: { status: number; body: unknown },
   expected: ExpectedError | number,
@@ -250,7 +255,10 @@ export async function keyWithCustomer(tenant: Tenant, body: Json = {}, email?: s
 export function storedRows(t: Pick<TestApp, 'database'>) {
   return {
     async customerCount(accountId: string) {
-      const [row] = await t.database.db.select({ n: count() }).from(customers).where(eq(customers.accountId, accountId));
+      const [row] = await t.database.db
+        .select({ n: count() })
+        .from(customers)
+        .where(eq(customers.accountId, accountId));
       return row!.n;
     },
     async keyCount(accountId: string) {

@@ -2,10 +2,10 @@ import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessTokens } from '../../src/db/schema/index.js';
 import { sha256Hex } from '../../src/lib/hashing.js';
-import { ADMIN_TOKEN, createTestApp, useTestApp, type TestApp } from '../helpers/app.js';
+import { ADMIN_TOKEN, createTestApp, type TestApp, useTestApp } from '../helpers/app.js';
 import {
-  admin,
   ALL_SCOPES,
+  admin,
   client,
   createKey,
   createProduct,
@@ -55,7 +55,9 @@ describe('401 Invalid access token', () => {
   });
 
   it('two tokens after Bearer', async () => {
-    expect(await createKeyWith(`Bearer ${tenant.token} ${tenant.token}`, tenant.productId)).toEqual(ERRORS.invalidToken);
+    expect(await createKeyWith(`Bearer ${tenant.token} ${tenant.token}`, tenant.productId)).toEqual(
+      ERRORS.invalidToken,
+    );
   });
 
   it('the stored hash instead of the token', async () => {
@@ -84,7 +86,10 @@ describe('401 Invalid access token', () => {
   it('a revoked token is refused at once', async () => {
     const { id, token } = await tokenWithId(tenant.accountId);
     expect((await createKeyWith(`Bearer ${token}`, tenant.productId)).status).toBe(200);
-    expect((await admin(t.app).send('DELETE', `/admin/tokens/${id}`)).body).toEqual({ code: 0, message: 'Token revoked' });
+    expect((await admin(t.app).send('DELETE', `/admin/tokens/${id}`)).body).toEqual({
+      code: 0,
+      message: 'Token revoked',
+    });
     expect(await createKeyWith(`Bearer ${token}`, tenant.productId)).toEqual(ERRORS.invalidToken);
     expectError(await client(t.app, token).get('/customer'), ERRORS.invalidToken);
   });
@@ -125,7 +130,12 @@ describe('403 scopes', () => {
     ['POST /create-key', 'licenses:write', (api, productId) => api.post('/create-key', { productId }), 200],
     ['POST /key', 'licenses:write', (api, productId) => api.post('/key', { productId }), 200],
     ['GET /key', 'licenses:read', (api, productId) => api.get('/key', { productId, licenseKey: missingKey }), 404],
-    ['POST /get-key', 'licenses:read', (api, productId) => api.post('/get-key', { productId, licenseKey: missingKey }), 404],
+    [
+      'POST /get-key',
+      'licenses:read',
+      (api, productId) => api.post('/get-key', { productId, licenseKey: missingKey }),
+      404,
+    ],
     ['GET /customer', 'customers:read', (api) => api.get('/customer'), 200],
   ])('%s needs %s', async (_label, scope, call, allowedStatus) => {
     const without = await createTenant(t.app, { scopes: ALL_SCOPES.filter((s) => s !== scope) });
@@ -144,7 +154,7 @@ describe('403 scopes', () => {
 });
 
 describe('tenancy and product restriction', () => {
-  it("a token acts only inside its account", async () => {
+  it('a token acts only inside its account', async () => {
     const mine = await createTenant(t.app);
     const theirs = await createTenant(t.app);
     const key = await createKey(theirs);
@@ -158,10 +168,7 @@ describe('tenancy and product restriction', () => {
   it('a product-restricted token sees only its products; customers stay account-wide', async () => {
     const tenant = await createTenant(t.app);
     const other = await createProduct(t.app, tenant.accountId);
-    const restricted = client(
-      t.app,
-      (await tokenWithId(tenant.accountId, { productIds: [tenant.productId] })).token,
-    );
+    const restricted = client(t.app, (await tokenWithId(tenant.accountId, { productIds: [tenant.productId] })).token);
     const otherKey = (await tenant.api.post('/key', { productId: other, newCustomer: { name: 'Shared' } })).body.key;
     expect((await restricted.post('/key', { productId: tenant.productId })).status).toBe(200);
     expectError(await restricted.post('/key', { productId: other }), ERRORS.productNotFound);

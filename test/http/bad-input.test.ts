@@ -78,7 +78,9 @@ function rawRequest(request: string): Promise<{ status: number; headers: string;
       }
       resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]), headers: head, body });
     });
-    socket.setTimeout(10_000, () => socket.destroy(new Error(`no response to ${JSON.stringify(request.slice(0, 80))}`)));
+    socket.setTimeout(10_000, () =>
+      socket.destroy(new Error(`no response to ${JSON.stringify(request.slice(0, 80))}`)),
+    );
   });
 }
 
@@ -110,7 +112,13 @@ describe('JSON body', () => {
 
   it('unknown fields are ignored', async () => {
     const result = await send({
-      payload: JSON.stringify({ productId: tenant.productId, versionId: 'v', version: '1', apiKey: 'at_x', nested: { a: [1] } }),
+      payload: JSON.stringify({
+        productId: tenant.productId,
+        versionId: 'v',
+        version: '1',
+        apiKey: 'at_x',
+        nested: { a: [1] },
+      }),
     });
     expect(result.status).toBe(200);
     expect(result.body).toEqual({ code: 0, key: expect.any(String) });
@@ -131,7 +139,11 @@ describe('Content-Type', () => {
   });
 
   it('a body without Content-Type is 415', async () => {
-    expectEnvelope(await send({ contentType: null, payload: validBody() }), 415, 'Content-Type must be application/json');
+    expectEnvelope(
+      await send({ contentType: null, payload: validBody() }),
+      415,
+      'Content-Type must be application/json',
+    );
   });
 
   it.each([
@@ -192,14 +204,38 @@ describe('strings PostgreSQL cannot store are 400, never 500', () => {
   const cases: [string, (bad: string) => Record<string, unknown>, string][] = [
     ['productId', (bad) => ({ productId: `${tenant.productId}${bad}` }), 'Invalid productId'],
     ['customerId', (bad) => ({ productId: tenant.productId, customerId: `cust${bad}` }), 'Invalid customerId'],
-    ['newCustomer.name', (bad) => ({ productId: tenant.productId, newCustomer: { name: `A${bad}` } }), 'Invalid newCustomer.name'],
-    ['newCustomer.email', (bad) => ({ productId: tenant.productId, newCustomer: { name: 'A', email: `a${bad}@example.com` } }), 'Invalid newCustomer.email'],
+    [
+      'newCustomer.name',
+      (bad) => ({ productId: tenant.productId, newCustomer: { name: `A${bad}` } }),
+      'Invalid newCustomer.name',
+    ],
+    [
+      'newCustomer.email',
+      (bad) => ({ productId: tenant.productId, newCustomer: { name: 'A', email: `a${bad}@example.com` } }),
+      'Invalid newCustomer.email',
+    ],
     ['a metadata value', (bad) => ({ productId: tenant.productId, metadata: { note: `x${bad}` } }), 'Invalid metadata'],
     ['a metadata key', (bad) => ({ productId: tenant.productId, metadata: { [`k${bad}`]: 1 } }), 'Invalid metadata'],
-    ['a nested metadata value', (bad) => ({ productId: tenant.productId, metadata: { a: [{ b: `x${bad}` }] } }), 'Invalid metadata'],
-    ['an allowedHosts item', (bad) => ({ productId: tenant.productId, allowedHosts: ['ok', `h${bad}`] }), 'Invalid allowedHosts'],
-    ['format.prefix', (bad) => ({ productId: tenant.productId, format: { prefix: `P${bad}` } }), 'Invalid format.prefix'],
-    ['format.separator', (bad) => ({ productId: tenant.productId, format: { separator: bad } }), 'Invalid format.separator'],
+    [
+      'a nested metadata value',
+      (bad) => ({ productId: tenant.productId, metadata: { a: [{ b: `x${bad}` }] } }),
+      'Invalid metadata',
+    ],
+    [
+      'an allowedHosts item',
+      (bad) => ({ productId: tenant.productId, allowedHosts: ['ok', `h${bad}`] }),
+      'Invalid allowedHosts',
+    ],
+    [
+      'format.prefix',
+      (bad) => ({ productId: tenant.productId, format: { prefix: `P${bad}` } }),
+      'Invalid format.prefix',
+    ],
+    [
+      'format.separator',
+      (bad) => ({ productId: tenant.productId, format: { separator: bad } }),
+      'Invalid format.separator',
+    ],
   ];
   for (const [label, bad] of [
     ['NUL', '\u0000'],
@@ -218,15 +254,25 @@ describe('strings PostgreSQL cannot store are 400, never 500', () => {
       payload: undefined,
     });
     expectEnvelope(result, 400, 'Invalid productId');
-    const key = await send({ method: 'GET', url: `/key?productId=${tenant.productId}&licenseKey=A%00B`, payload: undefined });
+    const key = await send({
+      method: 'GET',
+      url: `/key?productId=${tenant.productId}&licenseKey=A%00B`,
+      payload: undefined,
+    });
     expectEnvelope(key, 400, 'Invalid licenseKey');
   });
 
   it('a well-formed astral character is stored and returned intact', async () => {
-    const created = await send({ payload: JSON.stringify({ productId: tenant.productId, metadata: { emoji: '🚀\ud83d\ude80' } }) });
+    const created = await send({
+      payload: JSON.stringify({ productId: tenant.productId, metadata: { emoji: '🚀\ud83d\ude80' } }),
+    });
     expect(created.status).toBe(200);
     const key = (created.body as { key: string }).key;
-    const read = await send({ method: 'GET', url: `/key?productId=${tenant.productId}&licenseKey=${key}`, payload: undefined });
+    const read = await send({
+      method: 'GET',
+      url: `/key?productId=${tenant.productId}&licenseKey=${key}`,
+      payload: undefined,
+    });
     expect((read.body as any).data.license.metadata).toEqual({ emoji: '🚀🚀' });
   });
 });
@@ -235,10 +281,17 @@ describe('prototype pollution', () => {
   it.each([
     ['a top-level __proto__', '{"productId":"P","__proto__":{"polluted":true}}'],
     ['__proto__ in metadata', '{"productId":"P","metadata":{"__proto__":{"polluted":true}}}'],
-    ['constructor.prototype in metadata', '{"productId":"P","metadata":{"constructor":{"prototype":{"polluted":true}}}}'],
+    [
+      'constructor.prototype in metadata',
+      '{"productId":"P","metadata":{"constructor":{"prototype":{"polluted":true}}}}',
+    ],
     ['__proto__ in newCustomer', '{"productId":"P","newCustomer":{"name":"x","__proto__":{"polluted":true}}}'],
   ])('%s is rejected and pollutes nothing', async (_label, template) => {
-    expectEnvelope(await send({ payload: template.replace('"P"', JSON.stringify(tenant.productId)) }), 400, 'Invalid JSON body');
+    expectEnvelope(
+      await send({ payload: template.replace('"P"', JSON.stringify(tenant.productId)) }),
+      400,
+      'Invalid JSON body',
+    );
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });
@@ -298,7 +351,11 @@ describe('query strings and URLs', () => {
     expectEnvelope(await send({ method: 'GET', url, payload: undefined }), 400, 'Invalid productId');
     const keys = `/key?productId=${tenant.productId}&licenseKey=A&licenseKey=B`;
     expectEnvelope(await send({ method: 'GET', url: keys, payload: undefined }), 400, 'Invalid licenseKey');
-    expectEnvelope(await send({ method: 'GET', url: '/customer?page=1&page=2', payload: undefined }), 400, 'Invalid page');
+    expectEnvelope(
+      await send({ method: 'GET', url: '/customer?page=1&page=2', payload: undefined }),
+      400,
+      'Invalid page',
+    );
   });
 
   it('an over-long query value is Invalid <field>', async () => {
@@ -322,7 +379,9 @@ describe('query strings and URLs', () => {
   });
 
   it('an over-long request line is 400 with the envelope', async () => {
-    const response = await rawRequest(`GET /key?productId=${'a'.repeat(20_000)} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`);
+    const response = await rawRequest(
+      `GET /key?productId=${'a'.repeat(20_000)} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`,
+    );
     expect(response.status).toBe(400);
     expect(response.body).toEqual({ message: expect.any(String), code: 1 });
     expect(response.headers).toMatch(/content-type: application\/json; charset=utf-8/i);

@@ -75,7 +75,14 @@ describe('request logs', () => {
 
     const output = lines.join('\n');
     expect(completions()).toHaveLength(6);
-    for (const secret of [tenant.token, wrongToken, 'not-even-a-token', ADMIN_TOKEN, created.body.token, METRICS_TOKEN]) {
+    for (const secret of [
+      tenant.token,
+      wrongToken,
+      'not-even-a-token',
+      ADMIN_TOKEN,
+      created.body.token,
+      METRICS_TOKEN,
+    ]) {
       expect(output).not.toContain(secret);
     }
   });
@@ -101,7 +108,12 @@ describe('request logs', () => {
       response: { token: '[redacted]', data: { token: '[redacted]' } },
       req: { headers: { authorization: '[redacted]' } },
       headers: { authorization: '[redacted]' },
-      config: { adminToken: '[redacted]', metricsToken: '[redacted]', secretKey: '[redacted]', databaseUrl: '[redacted]' },
+      config: {
+        adminToken: '[redacted]',
+        metricsToken: '[redacted]',
+        secretKey: '[redacted]',
+        databaseUrl: '[redacted]',
+      },
       webhook: { secret: '[redacted]' },
     });
   });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AppError, Errors } from '../../src/lib/errors.js';
 import { recordActivation, recordActivationRefusal, recordKeysCreated } from '../../src/modules/licenses/metrics.js';
-import { createTestApp, useTestApp, type TestApp } from '../helpers/app.js';
+import { createTestApp, type TestApp, useTestApp } from '../helpers/app.js';
 import { admin, client, createTenant, ERRORS, expectError } from '../helpers/fixtures.js';
 
 const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
@@ -45,7 +45,9 @@ describe('GET /metrics without METRICS_TOKEN', () => {
     await client(t.app).get('/healthz');
     await client(t.app).get('/healthz');
     const after = await scrape();
-    expect(sample(after, 'keymint_http_requests_total', healthy) - sample(before, 'keymint_http_requests_total', healthy)).toBe(2);
+    expect(
+      sample(after, 'keymint_http_requests_total', healthy) - sample(before, 'keymint_http_requests_total', healthy),
+    ).toBe(2);
     expect(
       sample(after, 'keymint_http_request_duration_seconds_count', healthy) -
         sample(before, 'keymint_http_request_duration_seconds_count', healthy),
@@ -57,11 +59,24 @@ describe('GET /metrics without METRICS_TOKEN', () => {
 
   it('labels a request with its route pattern, never the raw URL', async () => {
     const missingId = 'ffffffffffffffffffffff';
-    expectError(await admin(t.app).send('PATCH', `/admin/products/${missingId}`, { name: 'x' }), 404, 1, 'Product not found');
+    expectError(
+      await admin(t.app).send('PATCH', `/admin/products/${missingId}`, { name: 'x' }),
+      404,
+      1,
+      'Product not found',
+    );
     await client(t.app).get(`/no-such-path-${missingId}`);
     const text = await scrape();
-    expect(sample(text, 'keymint_http_requests_total', { method: 'PATCH', route: '/admin/products/:id', status_code: '404' })).toBe(1);
-    expect(sample(text, 'keymint_http_requests_total', { method: 'GET', route: 'unmatched', status_code: '404' })).toBe(1);
+    expect(
+      sample(text, 'keymint_http_requests_total', {
+        method: 'PATCH',
+        route: '/admin/products/:id',
+        status_code: '404',
+      }),
+    ).toBe(1);
+    expect(sample(text, 'keymint_http_requests_total', { method: 'GET', route: 'unmatched', status_code: '404' })).toBe(
+      1,
+    );
     expect(text).not.toContain(missingId);
   });
 
@@ -87,7 +102,8 @@ describe('GET /metrics without METRICS_TOKEN', () => {
     recordActivation('limit_reached');
     recordActivation('limit_reached');
     const after = await scrape();
-    const delta = (name: string, labels?: Record<string, string>) => sample(after, name, labels) - sample(before, name, labels);
+    const delta = (name: string, labels?: Record<string, string>) =>
+      sample(after, name, labels) - sample(before, name, labels);
     expect(delta('keymint_license_keys_created_total')).toBe(3);
     expect(delta('keymint_activations_total', { outcome: 'accepted' })).toBe(1);
     expect(delta('keymint_activations_total', { outcome: 'limit_reached' })).toBe(2);
@@ -111,7 +127,8 @@ describe('GET /metrics without METRICS_TOKEN', () => {
     // Bad input is not a licensing decision: not counted.
     expect((await tenant.api.post('/key/activate', { productId: tenant.productId })).status).toBe(400);
     const after = await scrape();
-    const delta = (name: string, labels?: Record<string, string>) => sample(after, name, labels) - sample(before, name, labels);
+    const delta = (name: string, labels?: Record<string, string>) =>
+      sample(after, name, labels) - sample(before, name, labels);
     expect(delta('keymint_license_keys_created_total')).toBe(3);
     expect(delta('keymint_activations_total', { outcome: 'accepted' })).toBe(1);
     expect(delta('keymint_activations_total', { outcome: 'limit_reached' })).toBe(2);
@@ -134,11 +151,16 @@ describe('GET /metrics without METRICS_TOKEN', () => {
     recordActivationRefusal(new Error('Activation limit reached'));
     const after = await scrape();
     const total = (text: string) =>
-      [...text.matchAll(/^keymint_activations_total\{[^}]*\} (\S+)$/gm)].reduce((sum, match) => sum + Number(match[1]), 0);
+      [...text.matchAll(/^keymint_activations_total\{[^}]*\} (\S+)$/gm)].reduce(
+        (sum, match) => sum + Number(match[1]),
+        0,
+      );
     expect(total(after) - total(before)).toBe(refusals.length);
     for (const [, outcome] of refusals) {
       const labels = { outcome };
-      expect(sample(after, 'keymint_activations_total', labels) - sample(before, 'keymint_activations_total', labels)).toBe(1);
+      expect(
+        sample(after, 'keymint_activations_total', labels) - sample(before, 'keymint_activations_total', labels),
+      ).toBe(1);
     }
   });
 });
@@ -161,7 +183,9 @@ describe('GET /metrics with METRICS_TOKEN', () => {
     const response = await client(t.app, METRICS_TOKEN).get('/metrics');
     expect(response.status).toBe(200);
     expect(response.body).toContain('keymint_http_requests_total{method="GET",route="/metrics",status_code="401"} 4');
-    const lowerCaseScheme = await client(t.app).get('/metrics', undefined, { authorization: `bearer ${METRICS_TOKEN}` });
+    const lowerCaseScheme = await client(t.app).get('/metrics', undefined, {
+      authorization: `bearer ${METRICS_TOKEN}`,
+    });
     expect(lowerCaseScheme.status).toBe(200);
   });
 });

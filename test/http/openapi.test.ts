@@ -43,10 +43,10 @@ function documentedRoutes() {
   return routes
     .filter((route) => !route.schema?.hide)
     .flatMap((route) =>
-    methodsOf(route)
-      .filter((method) => method !== 'HEAD')
-      .map((method) => ({ route, method: method.toLowerCase(), path: openApiPath(route.url) })),
-  );
+      methodsOf(route)
+        .filter((method) => method !== 'HEAD')
+        .map((method) => ({ route, method: method.toLowerCase(), path: openApiPath(route.url) })),
+    );
 }
 
 describe('GET /openapi.json', () => {
@@ -56,7 +56,9 @@ describe('GET /openapi.json', () => {
   });
 
   it('lists every route the app registered, and nothing else', () => {
-    const expected = documentedRoutes().map(({ method, path }) => `${method} ${path}`).sort();
+    const expected = documentedRoutes()
+      .map(({ method, path }) => `${method} ${path}`)
+      .sort();
     const listed = Object.entries(document.paths)
       .flatMap(([path, operations]) => Object.keys(operations).map((method) => `${method} ${path}`))
       .sort();
@@ -75,7 +77,10 @@ describe('GET /openapi.json', () => {
       if (schema?.body) expect(operation.requestBody?.content['application/json']?.schema, where).toBeTypeOf('object');
       if (schema?.querystring) {
         const names = Object.keys((schema.querystring as { properties: object }).properties);
-        expect(operation.parameters?.filter((p) => p.in === 'query').map((p) => p.name), where).toEqual(names);
+        expect(
+          operation.parameters?.filter((p) => p.in === 'query').map((p) => p.name),
+          where,
+        ).toEqual(names);
       }
       if (schema?.response) {
         const success = Object.keys(schema.response as object).find((status) => /^2\d\d$/.test(status));
@@ -105,7 +110,7 @@ describe('GET /openapi.json', () => {
     }
   });
 
-  it('explains the validator\'s own keywords and formats instead of leaking them', () => {
+  it("explains the validator's own keywords and formats instead of leaking them", () => {
     const text = JSON.stringify(document);
     expect(text).not.toContain('KeymintMetadata');
     expect(text).not.toContain('x-empty-as-omitted');

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, connect, type Socket } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import { ADMIN_TOKEN, createTestApp, openTestDatabase, testConfig, type TestApp } from '../helpers/app.js';
 import { createAccessToken } from '../../src/modules/admin/tokens.js';
+import { ADMIN_TOKEN, createTestApp, openTestDatabase, type TestApp, testConfig } from '../helpers/app.js';
 import { createTenant, createToken, ERRORS, type Tenant } from '../helpers/fixtures.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -63,7 +63,11 @@ describe('rate limits in one process', () => {
       const response = await call(t.app, lookup, address, `Bearer ${tenant.token}`);
       expect(response.statusCode).toBe(404);
       expect(response.json()).toEqual(ERRORS.keyNotFound.body);
-      expect(headersOf(response)).toEqual({ limit: String(LIMIT), remaining: String(LIMIT - i), reset: expect.any(String) });
+      expect(headersOf(response)).toEqual({
+        limit: String(LIMIT),
+        remaining: String(LIMIT - i),
+        reset: expect.any(String),
+      });
       expect(Number(response.headers['x-ratelimit-reset'])).toBeGreaterThanOrEqual(1);
       expect(Number(response.headers['x-ratelimit-reset'])).toBeLessThanOrEqual(60);
     }
@@ -81,7 +85,8 @@ describe('rate limits in one process', () => {
   it('gives each token its own budget, whatever the client address', async () => {
     const first = await createToken(t.app, tenant.accountId);
     const second = await createToken(t.app, tenant.accountId);
-    for (let i = 0; i < LIMIT; i++) expect((await call(t.app, lookup, newAddress(), `Bearer ${first}`)).statusCode).toBe(404);
+    for (let i = 0; i < LIMIT; i++)
+      expect((await call(t.app, lookup, newAddress(), `Bearer ${first}`)).statusCode).toBe(404);
     expect((await call(t.app, lookup, newAddress(), `Bearer ${first}`)).statusCode).toBe(429);
     const other = await call(t.app, lookup, newAddress(), `Bearer ${second}`);
     expect(other.statusCode).toBe(404);
@@ -193,7 +198,9 @@ describe.skipIf(!redisUp)('rate limits shared through Redis', () => {
     expect(keys).toContain(`${prefix}rate-limit:token:${valid.id}`);
     expect(keys).toContain(`${prefix}rate-limit:ip:${address}`);
     expect(keys).toContain(`${prefix}rate-limit:admin`);
-    expect(keys.some((key) => key.includes(valid.token) || key.includes(wrong) || key.includes(ADMIN_TOKEN))).toBe(false);
+    expect(keys.some((key) => key.includes(valid.token) || key.includes(wrong) || key.includes(ADMIN_TOKEN))).toBe(
+      false,
+    );
     const ttl = await redis.pttl(`${prefix}rate-limit:token:${valid.id}`);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(60_000);
@@ -254,9 +261,9 @@ describe('Redis configuration', () => {
   it('stops start-up when REDIS_URL cannot be reached, naming the variable', async () => {
     const database = await openTestDatabase();
     try {
-      await expect(
-        buildApp({ config: testConfig({ REDIS_URL: 'redis://127.0.0.1:1' }), database }),
-      ).rejects.toThrow(/REDIS_URL/);
+      await expect(buildApp({ config: testConfig({ REDIS_URL: 'redis://127.0.0.1:1' }), database })).rejects.toThrow(
+        /REDIS_URL/,
+      );
     } finally {
       await database.close();
     }

@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_CHARSET,
   generateLicenseKey,
+  type KeyFormat,
   keySpaceSize,
   resolveKeyFormat,
-  type KeyFormat,
 } from '../../src/lib/key-format.js';
 
 const DEFAULT_FORMAT: KeyFormat = {
@@ -32,7 +32,14 @@ describe('resolveKeyFormat', () => {
 
   it('takes every given field; empty strings are kept, not replaced by defaults', () => {
     expect(
-      resolveKeyFormat({ sections: 3, sectionLength: 4, separator: '.', charset: 'ABC123', prefix: 'PRO', suffix: '-EU' }),
+      resolveKeyFormat({
+        sections: 3,
+        sectionLength: 4,
+        separator: '.',
+        charset: 'ABC123',
+        prefix: 'PRO',
+        suffix: '-EU',
+      }),
     ).toEqual({ sections: 3, sectionLength: 4, separator: '.', charset: 'ABC123', prefix: 'PRO', suffix: '-EU' });
     expect(resolveKeyFormat({ separator: '', prefix: '', suffix: '' })).toEqual(format({ separator: '' }));
   });
@@ -99,7 +106,7 @@ describe('keySpaceSize', () => {
     expect(keySpaceSize(format({ charset: 'ABC', sections: 1, sectionLength: 4 }))).toBe(81);
     expect(keySpaceSize(format({ charset: 'ABCD', sections: 2, sectionLength: 2 }))).toBe(256);
     expect(keySpaceSize(format({ charset: 'AB', sections: 3, sectionLength: 3 }))).toBe(512);
-    expect(keySpaceSize(DEFAULT_FORMAT) / Math.pow(36, 20)).toBeCloseTo(1, 12);
+    expect(keySpaceSize(DEFAULT_FORMAT) / 36 ** 20).toBeCloseTo(1, 12);
   });
 
   it('ignores separator, prefix and suffix: they add no choices', () => {

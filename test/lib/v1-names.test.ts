@@ -74,11 +74,21 @@ describe('toV1', () => {
           max_activations: 2,
           activations: 1,
           devices: [
-            { host_id: 'host-1', device_tag: 'tag', ip_address: '198.51.100.1', activation_time: '2030-05-05T05:05:05.005Z' },
+            {
+              host_id: 'host-1',
+              device_tag: 'tag',
+              ip_address: '198.51.100.1',
+              activation_time: '2030-05-05T05:05:05.005Z',
+            },
           ],
           activated: true,
           expiration_date: '2031-01-01T00:00:00.000Z',
-          metadata: { productId: 'kept', maxActivations: 1, nested: { hostId: 'kept too' }, list: [{ deviceTag: 'x' }] },
+          metadata: {
+            productId: 'kept',
+            maxActivations: 1,
+            nested: { hostId: 'kept too' },
+            list: [{ deviceTag: 'x' }],
+          },
           allowedHosts: ['host-1'],
           licenseType: 'node-locked',
           blocked: false,
@@ -175,7 +185,12 @@ describe('toV1Schema', () => {
       'ip_address',
       'activation_time',
     ]);
-    expect(license.properties.devices.items.required).toEqual(['host_id', 'device_tag', 'ip_address', 'activation_time']);
+    expect(license.properties.devices.items.required).toEqual([
+      'host_id',
+      'device_tag',
+      'ip_address',
+      'activation_time',
+    ]);
     expect(v1.required).toEqual(['code', 'data']);
   });
 

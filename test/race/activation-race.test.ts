@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request, type ServerProcess, startServer } from '../../scripts/server-process.js';
 import { ADMIN_TOKEN, usingPostgres } from '../helpers/app.js';
-import { request, startServer, type ServerProcess } from '../helpers/server-process.js';
 
 /**
  * License lifecycle requests racing across two real server processes on one PostgreSQL
@@ -167,12 +167,19 @@ describe.skipIf(!usingPostgres)('activation races across processes (PostgreSQL)'
     const email = `patch-new-${Date.now()}@example.com`;
     const results = await Promise.all(
       keys.map((key, i) =>
-        request(serverFor(i), 'PATCH', '/key', token, { productId, licenseKey: key, newCustomer: { name: 'N', email } }),
+        request(serverFor(i), 'PATCH', '/key', token, {
+          productId,
+          licenseKey: key,
+          newCustomer: { name: 'N', email },
+        }),
       ),
     );
     expect(results.filter((r) => r.status === 200)).toHaveLength(1);
     for (const response of results.filter((r) => r.status !== 200)) {
-      expect(response).toEqual({ status: 409, body: { message: `CONFLICT: Customer email ${email} already exists.`, code: 2 } });
+      expect(response).toEqual({
+        status: 409,
+        body: { message: `CONFLICT: Customer email ${email} already exists.`, code: 2 },
+      });
     }
     const assigned = [];
     for (const key of keys) if ((await getLicense(key)).customer) assigned.push(key);

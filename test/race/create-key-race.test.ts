@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { and, count, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request, type ServerProcess, startServer } from '../../scripts/server-process.js';
 import { customers, licenseKeys } from '../../src/db/schema/index.js';
 import { useTestApp, usingPostgres } from '../helpers/app.js';
 import { createTenant, type Tenant } from '../helpers/fixtures.js';
-import { request, startServer, type ServerProcess } from '../helpers/server-process.js';
 
 const PARALLEL = 20;
 
@@ -38,7 +38,7 @@ describe.skipIf(!usingPostgres)('create-key races (PostgreSQL)', () => {
   /** 20 distinct spellings of one email, differing only in letter case. */
   const caseVariants = (email: string) =>
     Array.from({ length: PARALLEL }, (_, i) =>
-      [...email].map((c, j) => ((i >> j % 5) & 1 ? c.toUpperCase() : c)).join(''),
+      [...email].map((c, j) => ((i >> (j % 5)) & 1 ? c.toUpperCase() : c)).join(''),
     );
 
   describe('in one process (app.inject, pool of 10 connections)', () => {
@@ -91,7 +91,11 @@ describe.skipIf(!usingPostgres)('create-key races (PostgreSQL)', () => {
       const email = uniqueEmail();
       const responses = await Promise.all(
         Array.from({ length: PARALLEL }, () =>
-          tenant.api.post('/key', { productId: tenant.productId, amountKeys: 5, newCustomer: { name: 'Batch', email } }),
+          tenant.api.post('/key', {
+            productId: tenant.productId,
+            amountKeys: 5,
+            newCustomer: { name: 'Batch', email },
+          }),
         ),
       );
       expect(tally(responses)).toEqual({

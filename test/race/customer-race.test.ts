@@ -28,7 +28,7 @@ describe.skipIf(!usingPostgres)('customer races (PostgreSQL)', () => {
   it(`${PARALLEL} parallel creates with one email in different letter cases: one 201, the rest 409/1`, async () => {
     const tenant = await createTenant(t.app);
     const emails = Array.from({ length: PARALLEL }, (_, i) =>
-      [...'race@example.com'].map((c, j) => ((i >> j % 5) & 1 ? c.toUpperCase() : c)).join(''),
+      [...'race@example.com'].map((c, j) => ((i >> (j % 5)) & 1 ? c.toUpperCase() : c)).join(''),
     );
     expect(new Set(emails).size).toBe(PARALLEL);
     const responses = await Promise.all(
@@ -52,7 +52,10 @@ describe.skipIf(!usingPostgres)('customer races (PostgreSQL)', () => {
     }
     const responses = await Promise.all(
       ids.map((customerId, i) =>
-        tenant.api.send('PUT', '/customer/by-id', { customerId, email: i % 2 ? 'TAKEN@example.com' : 'taken@example.com' }),
+        tenant.api.send('PUT', '/customer/by-id', {
+          customerId,
+          email: i % 2 ? 'TAKEN@example.com' : 'taken@example.com',
+        }),
       ),
     );
     expect(tally(responses)).toEqual({

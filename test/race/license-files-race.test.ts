@@ -1,8 +1,8 @@
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createFreshDatabase, request, type ServerProcess, startServer } from '../../scripts/server-process.js';
 import { ADMIN_TOKEN, usingPostgres } from '../helpers/app.js';
-import { createFreshDatabase, request, type ServerProcess, startServer } from '../helpers/server-process.js';
 
 /**
  * Offline licenses across two real server processes on one fresh PostgreSQL database: the first

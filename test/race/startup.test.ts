@@ -3,8 +3,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createFreshDatabase, request, type ServerProcess, startServer } from '../../scripts/server-process.js';
 import { ADMIN_TOKEN, usingPostgres } from '../helpers/app.js';
-import { createFreshDatabase, request, startServer, type ServerProcess } from '../helpers/server-process.js';
 
 const BIN = fileURLToPath(new URL('../../bin/keymint-server.js', import.meta.url));
 const JOURNAL = fileURLToPath(new URL('../../migrations/meta/_journal.json', import.meta.url));

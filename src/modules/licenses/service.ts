@@ -6,6 +6,7 @@ import { newId } from '../../lib/ids.js';
 import { type KeyFormat, keySpaceSize, resolveKeyFormat } from '../../lib/key-format.js';
 import { type AuthContext, canSeeProduct } from '../../lib/scopes.js';
 import { findCustomer, findCustomerByEmail, insertCustomer } from '../customers/queries.js';
+import { endLiveSessions } from '../sessions/queries.js';
 import {
   assertActivatable,
   assertUsable,
@@ -335,8 +336,9 @@ export async function updateLicenseKey(tx: Db, auth: AuthContext, body: UpdateKe
   Object.assign(changes, floatingChanges(key, body));
 
   if (Object.keys(changes).length === 0) return { events };
-  // A floating key grants sessions, never device slots.
+  // A floating key grants sessions, never device slots; a node-locked key holds no sessions.
   if (changes.licenseType === 'floating') await deleteDevices(tx, key.id, undefined);
+  if (changes.licenseType === 'node-locked') await endLiveSessions(tx, key.id);
   await updateLicenseKeyRow(tx, key.id, changes);
   events.push({ type: 'key.updated', licenseKeyId: key.id });
   return { events };

@@ -3,7 +3,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { accessTokens, accounts } from '../../../src/db/schema/index.js';
 import { sha256Hex } from '../../../src/lib/hashing.js';
 import { ADMIN_TOKEN, createTestApp, type TestApp } from '../../helpers/app.js';
-import { admin, ALL_SCOPES, client, createTenant, ERRORS, expectError, HEX_ID, ISO_MS } from '../../helpers/fixtures.js';
+import {
+  ALL_SCOPES,
+  admin,
+  client,
+  createTenant,
+  ERRORS,
+  expectError,
+  HEX_ID,
+  ISO_MS,
+} from '../../helpers/fixtures.js';
 
 let t: TestApp;
 let api: ReturnType<typeof admin>;
@@ -54,7 +63,12 @@ describe('accounts (§9.1)', () => {
 
   it('follows the public body rules', async () => {
     expectError(await api.post('/admin/accounts', '{'), ERRORS.invalidJson);
-    expectError(await api.post('/admin/accounts', 'name=x', { 'content-type': 'text/plain' }), 415, 1, 'Content-Type must be application/json');
+    expectError(
+      await api.post('/admin/accounts', 'name=x', { 'content-type': 'text/plain' }),
+      415,
+      1,
+      'Content-Type must be application/json',
+    );
   });
 });
 
@@ -92,7 +106,12 @@ describe('products (§9.2)', () => {
     expectError(await api.post('/admin/products', { name: 'n'.repeat(256), accountId }), 400, 1, 'Invalid name');
     expectError(await api.post('/admin/products', { name: 'x', accountId, active: 'yes' }), 400, 1, 'Invalid active');
     expectError(await api.post('/admin/products', { name: 'x', accountId: 42 }), 400, 1, 'Invalid accountId');
-    expectError(await api.post('/admin/products', { name: 'x', accountId: 'f'.repeat(22) }), 404, 1, 'Account not found');
+    expectError(
+      await api.post('/admin/products', { name: 'x', accountId: 'f'.repeat(22) }),
+      404,
+      1,
+      'Account not found',
+    );
   });
 
   it('PATCH /admin/products/:id changes name and active, answers the product', async () => {
@@ -118,13 +137,22 @@ describe('products (§9.2)', () => {
     const id = await newProduct(accountId);
     expectError(await api.send('PATCH', `/admin/products/${id}`, { active: 'false' }), 400, 1, 'Invalid active');
     expectError(await api.send('PATCH', `/admin/products/${id}`, { name: '' }), 400, 1, 'Invalid name');
-    expectError(await api.send('PATCH', `/admin/products/${'f'.repeat(22)}`, { name: 'x' }), 404, 1, 'Product not found');
+    expectError(
+      await api.send('PATCH', `/admin/products/${'f'.repeat(22)}`, { name: 'x' }),
+      404,
+      1,
+      'Product not found',
+    );
     expectError(await api.send('PATCH', '/admin/products/unknown', {}), 404, 1, 'Product not found');
   });
 
   it('GET /admin/products lists an account in creation order', async () => {
     const accountId = await newAccount();
-    const ids = [await newProduct(accountId, { name: 'A' }), await newProduct(accountId, { name: 'B' }), await newProduct(accountId, { name: 'C', active: false })];
+    const ids = [
+      await newProduct(accountId, { name: 'A' }),
+      await newProduct(accountId, { name: 'B' }),
+      await newProduct(accountId, { name: 'C', active: false }),
+    ];
     const response = await api.get('/admin/products', { accountId });
     expect(response.status).toBe(200);
     expect(response.body).toEqual({
@@ -218,7 +246,14 @@ describe('access tokens (§9.3)', () => {
 
   it('validates scopes', async () => {
     const accountId = await newAccount();
-    for (const scopes of [[], ['bogus'], ['licenses:read', 'licenses:admin'], 'licenses:read', [1], ['LICENSES:READ']]) {
+    for (const scopes of [
+      [],
+      ['bogus'],
+      ['licenses:read', 'licenses:admin'],
+      'licenses:read',
+      [1],
+      ['LICENSES:READ'],
+    ]) {
       expectError(await api.post('/admin/tokens', { name: 'x', accountId, scopes }), 400, 1, 'Invalid scopes');
     }
     const all = await api.post('/admin/tokens', { name: 'x', accountId, scopes: null });
@@ -229,10 +264,30 @@ describe('access tokens (§9.3)', () => {
     const accountId = await newAccount();
     const own = await newProduct(accountId);
     const foreign = await newProduct(await newAccount());
-    expectError(await api.post('/admin/tokens', { name: 'x', accountId, productIds: [] }), 400, 1, 'Invalid productIds');
-    expectError(await api.post('/admin/tokens', { name: 'x', accountId, productIds: own }), 400, 1, 'Invalid productIds');
-    expectError(await api.post('/admin/tokens', { name: 'x', accountId, productIds: ['f'.repeat(22)] }), 404, 1, 'Product not found');
-    expectError(await api.post('/admin/tokens', { name: 'x', accountId, productIds: [own, foreign] }), 404, 1, 'Product not found');
+    expectError(
+      await api.post('/admin/tokens', { name: 'x', accountId, productIds: [] }),
+      400,
+      1,
+      'Invalid productIds',
+    );
+    expectError(
+      await api.post('/admin/tokens', { name: 'x', accountId, productIds: own }),
+      400,
+      1,
+      'Invalid productIds',
+    );
+    expectError(
+      await api.post('/admin/tokens', { name: 'x', accountId, productIds: ['f'.repeat(22)] }),
+      404,
+      1,
+      'Product not found',
+    );
+    expectError(
+      await api.post('/admin/tokens', { name: 'x', accountId, productIds: [own, foreign] }),
+      404,
+      1,
+      'Product not found',
+    );
     const everything = await api.post('/admin/tokens', { name: 'x', accountId, productIds: null });
     expect(everything.body.productIds).toBeNull();
     const deduped = await api.post('/admin/tokens', { name: 'x', accountId, productIds: [own, own] });
@@ -241,7 +296,14 @@ describe('access tokens (§9.3)', () => {
 
   it('validates expiresAt: a future ISO 8601 date', async () => {
     const accountId = await newAccount();
-    for (const expiresAt of ['2020-01-01T00:00:00Z', new Date(Date.now() - 1000).toISOString(), 'tomorrow', '2999-02-30', '2999-01-01T00:00:00', 5]) {
+    for (const expiresAt of [
+      '2020-01-01T00:00:00Z',
+      new Date(Date.now() - 1000).toISOString(),
+      'tomorrow',
+      '2999-02-30',
+      '2999-01-01T00:00:00',
+      5,
+    ]) {
       expectError(await api.post('/admin/tokens', { name: 'x', accountId, expiresAt }), 400, 1, 'Invalid expiresAt');
     }
     expect((await api.post('/admin/tokens', { name: 'x', accountId, expiresAt: '2999-01-01' })).status).toBe(201);
@@ -255,7 +317,12 @@ describe('access tokens (§9.3)', () => {
       'Invalid scopes',
     );
     expectError(
-      await api.post('/admin/tokens', { name: 'x', accountId: 'f'.repeat(22), productIds: ['f'.repeat(22)], expiresAt: '2000-01-01' }),
+      await api.post('/admin/tokens', {
+        name: 'x',
+        accountId: 'f'.repeat(22),
+        productIds: ['f'.repeat(22)],
+        expiresAt: '2000-01-01',
+      }),
       400,
       1,
       'Invalid expiresAt',

@@ -5,13 +5,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { like } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accounts } from '../../../src/db/schema/index.js';
+import { request, type ServerProcess, startServer } from '../../../scripts/server-process.js';
 import { openDatabase } from '../../../src/db/open.js';
+import { accounts } from '../../../src/db/schema/index.js';
 import { sha256Hex } from '../../../src/lib/hashing.js';
 import { newId } from '../../../src/lib/ids.js';
 import { usingPostgres } from '../../helpers/app.js';
 import { ALL_SCOPES, ERRORS, HEX_ID } from '../../helpers/fixtures.js';
-import { request, startServer, type ServerProcess } from '../../helpers/server-process.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/keymint-server.js', import.meta.url));
 
@@ -85,7 +85,9 @@ describe('keymint-server CLI', { timeout: 180_000 }, () => {
 
     const legacy = await cli('products', 'create', '--name', 'Legacy', '--account', account.id, '--inactive');
     expect(legacy.code).toBe(0);
-    expect(legacy.stdout).toMatch(new RegExp(`^Created product [0-9a-f]{22} \\(Legacy\\) in account ${account.id}$`, 'm'));
+    expect(legacy.stdout).toMatch(
+      new RegExp(`^Created product [0-9a-f]{22} \\(Legacy\\) in account ${account.id}$`, 'm'),
+    );
 
     const updated = await cli('products', 'update', editor.id, '--name', 'Editor Pro', '--active', 'false');
     expect(updated.code).toBe(0);
@@ -191,7 +193,11 @@ describe('keymint-server CLI', { timeout: 180_000 }, () => {
     ];
     for (const [args, message] of cases) {
       const run = await cli(...args);
-      expect({ args, code: run.code, stderr: run.stderr }).toEqual({ args, code: 1, stderr: `keymint-server: ${message}\n` });
+      expect({ args, code: run.code, stderr: run.stderr }).toEqual({
+        args,
+        code: 1,
+        stderr: `keymint-server: ${message}\n`,
+      });
     }
     const json = await cli('tokens', 'revoke', unknown, '--json');
     expect(json.code).toBe(1);
@@ -236,7 +242,16 @@ describe('keymint-server CLI', { timeout: 180_000 }, () => {
     it('a token created by the CLI works on the server; a revoked one is refused', async () => {
       const account = await cliJson('accounts', 'create', '--name', 'CLI Server');
       const product = await cliJson('products', 'create', '--name', 'P', '--account', account.id);
-      const token = await cliJson('tokens', 'create', '--name', 'live', '--account', account.id, '--products', product.id);
+      const token = await cliJson(
+        'tokens',
+        'create',
+        '--name',
+        'live',
+        '--account',
+        account.id,
+        '--products',
+        product.id,
+      );
       const doomed = await cliJson('tokens', 'create', '--name', 'doomed', '--account', account.id);
       await cli('tokens', 'revoke', doomed.id);
 
@@ -252,7 +267,9 @@ describe('keymint-server CLI', { timeout: 180_000 }, () => {
       expect(server).toBeDefined();
       const run = await cli('accounts', 'list');
       expect(run.code).toBe(1);
-      expect(run.stderr).toMatch(/^keymint-server: The embedded database in .+ is in use by a running keymint-server \(pid \d+\)/);
+      expect(run.stderr).toMatch(
+        /^keymint-server: The embedded database in .+ is in use by a running keymint-server \(pid \d+\)/,
+      );
       expect(run.stderr).toContain('Stop that server first');
       const json = await cli('accounts', 'create', '--name', 'Refused', '--json');
       expect(json.code).toBe(1);

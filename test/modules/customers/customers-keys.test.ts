@@ -362,7 +362,9 @@ describe('POST /customer/disable', () => {
     const activate = () =>
       tenant.api.post('/key/activate', { productId: tenant.productId, licenseKey, hostId: 'host-a' });
 
-    expect((await tenant.api.post(`/customer/disable?customerId=${customerId}`)).body.message).toBe('Customer disabled');
+    expect((await tenant.api.post(`/customer/disable?customerId=${customerId}`)).body.message).toBe(
+      'Customer disabled',
+    );
     expectError(await activate(), ERRORS.customerInactive);
     expect((await customerKeys(tenant, customerId)).body.data.licenseKeys[0].activations).toBe(0);
 
@@ -383,12 +385,7 @@ describe('POST /customer/disable', () => {
   it('answers 400/1 Invalid customerId for a non-string or over-long value', async () => {
     const tenant = await createTenant(t.app);
     expectError(await tenant.api.post('/customer/disable', { customerId: 7 }), 400, 1, 'Invalid customerId');
-    expectError(
-      await tenant.api.post(`/customer/disable?customerId=${'c'.repeat(257)}`),
-      400,
-      1,
-      'Invalid customerId',
-    );
+    expectError(await tenant.api.post(`/customer/disable?customerId=${'c'.repeat(257)}`), 400, 1, 'Invalid customerId');
   });
 
   it('answers 404/1 for an unknown id and for another account customer, changing nothing', async () => {

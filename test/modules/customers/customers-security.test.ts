@@ -128,7 +128,6 @@ describe.each(ENDPOINTS)('$method $path security', (endpoint) => {
     expect(response.status).toBe(endpoint.method === 'POST' && endpoint.path === '/customer' ? 201 : 200);
     expect(response.body).toMatchObject({ status: true, code: 0 });
   });
-
 });
 
 describe.each(ENDPOINTS.filter((endpoint) => endpoint.byId))('$method $path tenancy', (endpoint) => {

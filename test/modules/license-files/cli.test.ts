@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createFreshDatabase, request, startServer } from '../../../scripts/server-process.js';
 import { migratePostgresDatabase } from '../../../src/db/migrate.js';
 import { ADMIN_TOKEN, usingPostgres } from '../../helpers/app.js';
-import { createFreshDatabase, request, startServer } from '../../helpers/server-process.js';
 import { JWKS_PATH, KID } from './helpers.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/keymint-server.js', import.meta.url));

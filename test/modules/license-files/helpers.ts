@@ -1,13 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from 'jose';
 import { expect } from 'vitest';
+import { createFreshDatabase } from '../../../scripts/server-process.js';
 import { buildApp } from '../../../src/app.js';
 import { type Database, openPostgres } from '../../../src/db/client.js';
 import { migratePostgresDatabase } from '../../../src/db/migrate.js';
 import { signingKeys } from '../../../src/db/schema/index.js';
 import { openTestDatabase, testConfig, usingPostgres } from '../../helpers/app.js';
 import { client, type Tenant } from '../../helpers/fixtures.js';
-import { createFreshDatabase } from '../../helpers/server-process.js';
 
 export const JWKS_PATH = '/.well-known/jwks.json';
 export const KID = /^[A-Za-z0-9_-]{43}$/;

@@ -181,7 +181,12 @@ describe('POST /key/activate — validation', () => {
       expectError(await api.post(path, { productId, licenseKey: '' }), ERRORS.missingParams);
       expectError(await api.post(path, { productId: 'short', licenseKey: key }), ERRORS.invalidProductId);
       expectError(await api.post(path, { productId, licenseKey: 'K'.repeat(513) }), 400, 1, 'Invalid licenseKey');
-      expectError(await api.post(path, { productId, licenseKey: key, hostId: 'h'.repeat(257) }), 400, 1, 'Invalid hostId');
+      expectError(
+        await api.post(path, { productId, licenseKey: key, hostId: 'h'.repeat(257) }),
+        400,
+        1,
+        'Invalid hostId',
+      );
       expectError(await api.post(path, { productId, licenseKey: key, hostId: 7 }), 400, 1, 'Invalid hostId');
       expectError(
         await api.post(path, { productId, licenseKey: key, deviceTag: 'd'.repeat(257) }),

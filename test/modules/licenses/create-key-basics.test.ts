@@ -3,10 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { useTestApp } from '../../helpers/app.js';
 import {
   admin,
+  client,
   createProduct,
   createTenant,
   createToken,
-  client,
   customerView,
   DEFAULT_KEY,
   ERRORS,
@@ -60,14 +60,23 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
     it('the literal sample productId (19 chars) is Invalid productId', async () => {
       const tenant = await createTenant(t.app);
       expectError(
-        await tenant.api.post(path, { productId: 'your_product_id_123', usesPerKey: '3', expiryDate: '2025-06-30T23:59:59Z' }),
+        await tenant.api.post(path, {
+          productId: 'your_product_id_123',
+          usesPerKey: '3',
+          expiryDate: '2025-06-30T23:59:59Z',
+        }),
         ERRORS.invalidProductId,
       );
     });
 
     it('the literal sample customerId is 404/2 with the ID as sent', async () => {
       const tenant = await createTenant(t.app);
-      expectError(await create(tenant, { customerId: 'cust_abc123' }), 404, 2, 'Customer with ID cust_abc123 not found');
+      expectError(
+        await create(tenant, { customerId: 'cust_abc123' }),
+        404,
+        2,
+        'Customer with ID cust_abc123 not found',
+      );
       expect(await keyCount(tenant.accountId)).toBe(0);
     });
   });
@@ -113,7 +122,15 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
 
     it('must be a string of 22–256 chars', async () => {
       const tenant = await createTenant(t.app);
-      for (const productId of ['a'.repeat(21), 'a'.repeat(257), 12345678901234567890123, ['x'.repeat(22)], { id: 1 }, true]) {
+      for (const productId of [
+        'a'.repeat(21),
+        'a'.repeat(257),
+        // biome-ignore lint/correctness/noPrecisionLoss: a number too large for any ID field, on purpose
+        12345678901234567890123,
+        ['x'.repeat(22)],
+        { id: 1 },
+        true,
+      ]) {
         expectError(await tenant.api.post(path, { productId }), ERRORS.invalidProductId);
       }
       for (const productId of ['a'.repeat(22), 'a'.repeat(256)]) {
@@ -130,7 +147,9 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
     it('a product deactivated after keys were made refuses new keys', async () => {
       const tenant = await createTenant(t.app);
       await createOk(tenant);
-      expect((await admin(t.app).send('PATCH', `/admin/products/${tenant.productId}`, { active: false })).status).toBe(200);
+      expect((await admin(t.app).send('PATCH', `/admin/products/${tenant.productId}`, { active: false })).status).toBe(
+        200,
+      );
       expectError(await create(tenant, {}), ERRORS.productNotFound);
     });
 

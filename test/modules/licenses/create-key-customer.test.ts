@@ -60,7 +60,12 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
       for (const customerId of [123, {}, ['a'], 'c'.repeat(257)]) {
         expectError(await create(tenant, { customerId }), 400, 1, 'Invalid customerId');
       }
-      expectError(await create(tenant, { customerId: 'c'.repeat(256) }), 404, 2, `Customer with ID ${'c'.repeat(256)} not found`);
+      expectError(
+        await create(tenant, { customerId: 'c'.repeat(256) }),
+        404,
+        2,
+        `Customer with ID ${'c'.repeat(256)} not found`,
+      );
     });
 
     it("another account's customer is 404/2 with the ID as sent", async () => {

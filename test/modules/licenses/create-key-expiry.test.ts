@@ -1,12 +1,12 @@
 /** POST /create-key and POST /key: expiryDate, its default and how it reads back. */
 import { sql } from 'drizzle-orm';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createFreshDatabase } from '../../../scripts/server-process.js';
 import { buildApp } from '../../../src/app.js';
 import { openPostgres } from '../../../src/db/client.js';
 import { migratePostgresDatabase } from '../../../src/db/migrate.js';
 import { testConfig, useTestApp, usingPostgres } from '../../helpers/app.js';
 import { createKey, createTenant, expectError, getLicense, ISO_MS, keyCreator } from '../../helpers/fixtures.js';
-import { createFreshDatabase } from '../../helpers/server-process.js';
 
 const t = useTestApp();
 
@@ -139,7 +139,11 @@ describe.skipIf(!usingPostgres)('on a PostgreSQL database whose time zone is not
         ]) {
           const key = await createKey(tenant, { expiryDate: input });
           const response = await tenant.api.get('/key', { productId: tenant.productId, licenseKey: key });
-          expect({ input, status: response.status, expirationDate: response.body.data?.license.expirationDate }).toEqual({
+          expect({
+            input,
+            status: response.status,
+            expirationDate: response.body.data?.license.expirationDate,
+          }).toEqual({
             input,
             status: 200,
             expirationDate: output,

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { request, startServer } from '../../../scripts/server-process.js';
 import { ADMIN_TOKEN, useTestApp, usingPostgres } from '../../helpers/app.js';
 import {
   createKey,
@@ -16,7 +17,6 @@ import {
   type Tenant,
   uniqueEmail,
 } from '../../helpers/fixtures.js';
-import { request, startServer } from '../../helpers/server-process.js';
 
 const t = useTestApp();
 const { customerCount, keyCount } = storedRows(t);
@@ -55,7 +55,10 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
         /^p-[ABC]{5}(-[ABC]{5}){3}-s$/,
       );
       expect(await keyOf(tenant, { case: 'lower', prefix: 'KEY_' })).toMatch(/^KEY_[a-z0-9]{5}(-[a-z0-9]{5}){3}$/);
-      const mixed = await createOk(tenant, { format: { charset: 'ab', case: 'mixed', sections: 1, sectionLength: 8 }, amountKeys: 50 });
+      const mixed = await createOk(tenant, {
+        format: { charset: 'ab', case: 'mixed', sections: 1, sectionLength: 8 },
+        amountKeys: 50,
+      });
       const chars = new Set((mixed.body.keys as string[]).join(''));
       expect([...chars].sort()).toEqual(['A', 'B', 'a', 'b']);
     });
@@ -146,17 +149,24 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
       const customerIds = new Set(licenses.map(({ customer }) => customer?.id));
       expect(customerIds.size).toBe(1);
       for (const { license, customer } of licenses) {
-        expect(license).toMatchObject({ maxActivations: 2, expirationDate: '2031-01-01T00:00:00.000Z', metadata: { batch: 1 } });
+        expect(license).toMatchObject({
+          maxActivations: 2,
+          expirationDate: '2031-01-01T00:00:00.000Z',
+          metadata: { batch: 1 },
+        });
         expect(customer).toMatchObject({ name: 'Batch', email });
       }
       expect(await customerCount(tenant.accountId)).toBe(1);
       expect(await keyCount(tenant.accountId)).toBe(5);
     });
 
-    it.each([[0], ['0'], [1001], ['1001'], [-1], ['abc'], [''], [1.5], ['2.0'], [true], [[2]]])('rejects %j', async (amountKeys) => {
-      const tenant = await createTenant(t.app);
-      expectError(await create(tenant, { amountKeys }), 400, 1, 'Invalid amountKeys');
-    });
+    it.each([[0], ['0'], [1001], ['1001'], [-1], ['abc'], [''], [1.5], ['2.0'], [true], [[2]]])(
+      'rejects %j',
+      async (amountKeys) => {
+        const tenant = await createTenant(t.app);
+        expectError(await create(tenant, { amountKeys }), 400, 1, 'Invalid amountKeys');
+      },
+    );
 
     it('1000 keys in one request are all distinct and all stored', async () => {
       const tenant = await createTenant(t.app);
@@ -171,7 +181,10 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
     it('fills a small key space exactly, without duplicates', async () => {
       const tenant = await createTenant(t.app);
       // 3^4 = 81 possible keys: random draws collide often, the server must redraw.
-      const { body } = await createOk(tenant, { format: { charset: 'ABC', sections: 1, sectionLength: 4 }, amountKeys: 60 });
+      const { body } = await createOk(tenant, {
+        format: { charset: 'ABC', sections: 1, sectionLength: 4 },
+        amountKeys: 60,
+      });
       expect(new Set(body.keys).size).toBe(60);
     });
   });

@@ -33,22 +33,43 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
 
     it('null or omitted means unlimited and reads back as null, never a string', async () => {
       const tenant = await createTenant(t.app);
-      for (const body of [{}, { usesPerKey: null }, { maxActivations: null }, { usesPerKey: null, maxActivations: null }]) {
+      for (const body of [
+        {},
+        { usesPerKey: null },
+        { maxActivations: null },
+        { usesPerKey: null, maxActivations: null },
+      ]) {
         const { body: created } = await createOk(tenant, body);
         const { license } = await getLicense(tenant, created.key);
         expect(license.maxActivations).toBeNull();
       }
     });
 
-    it.each([['0'], ['-1'], ['1.5'], ['abc'], [''], [' 5'], ['5 '], ['+5'], ['1e3'], [1.5], [0], [-3], [true], [[5]], [{}], ['2147483648'], ['000000000000002147483648'], [2147483648]])(
-      'rejects %j',
-      async (value) => {
-        const tenant = await createTenant(t.app);
-        expectError(await create(tenant, { usesPerKey: value }), 400, 1, 'Invalid usesPerKey');
-        expectError(await create(tenant, { maxActivations: value }), 400, 1, 'Invalid maxActivations');
-        expect(await keyCount(tenant.accountId)).toBe(0);
-      },
-    );
+    it.each([
+      ['0'],
+      ['-1'],
+      ['1.5'],
+      ['abc'],
+      [''],
+      [' 5'],
+      ['5 '],
+      ['+5'],
+      ['1e3'],
+      [1.5],
+      [0],
+      [-3],
+      [true],
+      [[5]],
+      [{}],
+      ['2147483648'],
+      ['000000000000002147483648'],
+      [2147483648],
+    ])('rejects %j', async (value) => {
+      const tenant = await createTenant(t.app);
+      expectError(await create(tenant, { usesPerKey: value }), 400, 1, 'Invalid usesPerKey');
+      expectError(await create(tenant, { maxActivations: value }), 400, 1, 'Invalid maxActivations');
+      expect(await keyCount(tenant.accountId)).toBe(0);
+    });
 
     it('both given and different is 400/1', async () => {
       const tenant = await createTenant(t.app);

@@ -61,7 +61,11 @@ describe.each(PATHS)('%s', (path) => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { usesPerKey: '1' });
     await activate(tenant, key, 'old');
-    const refused = await tenant.api.post('/key/activate', { productId: tenant.productId, licenseKey: key, hostId: 'new' });
+    const refused = await tenant.api.post('/key/activate', {
+      productId: tenant.productId,
+      licenseKey: key,
+      hostId: 'new',
+    });
     expectError(refused, ERRORS.activationLimit);
     expect((await deactivate(tenant, key, { hostId: 'old' }, path)).status).toBe(200);
     await activate(tenant, key, 'new');
@@ -107,7 +111,9 @@ describe.each(PATHS)('%s', (path) => {
     const tenant = await createTenant(t.app);
     const blocked = await createKey(tenant);
     await activate(tenant, blocked, 'a');
-    expect((await tenant.api.post('/key/block', { productId: tenant.productId, licenseKey: blocked })).status).toBe(200);
+    expect((await tenant.api.post('/key/block', { productId: tenant.productId, licenseKey: blocked })).status).toBe(
+      200,
+    );
     expect((await deactivate(tenant, blocked, { hostId: 'a' }, path)).body).toEqual(DEACTIVATED);
     expect(await hostsOf(tenant, blocked)).toEqual([]);
 
@@ -130,7 +136,12 @@ describe.each(PATHS)('%s', (path) => {
     expectError(await api.post(path, {}), ERRORS.missingParams);
     expectError(await api.post(path, { productId, hostId: 'a' }), ERRORS.missingParams);
     expectError(await api.post(path, { productId: 'x'.repeat(21), licenseKey: key }), ERRORS.invalidProductId);
-    expectError(await api.post(path, { productId, licenseKey: key, hostId: 'h'.repeat(257) }), 400, 1, 'Invalid hostId');
+    expectError(
+      await api.post(path, { productId, licenseKey: key, hostId: 'h'.repeat(257) }),
+      400,
+      1,
+      'Invalid hostId',
+    );
     expectError(await api.post(path, { productId, licenseKey: key, hostId: ['a'] }), 400, 1, 'Invalid hostId');
   });
 

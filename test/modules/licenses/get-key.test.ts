@@ -97,7 +97,12 @@ describe('GET /key (v2 names)', () => {
     const { body } = await tenant.api.get('/key', { productId: tenant.productId, licenseKey: key });
     expect(body.data.license.activations).toBe(2);
     expect(body.data.license.devices).toEqual([
-      { hostId: 'first', deviceTag: 'Build server', ipAddress: '203.0.113.7', activationTime: '2030-01-01T10:15:03.120Z' },
+      {
+        hostId: 'first',
+        deviceTag: 'Build server',
+        ipAddress: '203.0.113.7',
+        activationTime: '2030-01-01T10:15:03.120Z',
+      },
       { hostId: 'second', deviceTag: null, ipAddress: null, activationTime: '2030-01-02T00:00:00.000Z' },
     ]);
   });
@@ -106,7 +111,10 @@ describe('GET /key (v2 names)', () => {
     const tenant = await createTenant(t.app);
     const expired = await createKey(tenant, { expiryDate: '2020-01-01' });
     const blocked = await createKey(tenant);
-    await t.database.db.update(licenseKeys).set({ blocked: true }).where(eq(licenseKeys.id, await keyId(tenant, blocked)));
+    await t.database.db
+      .update(licenseKeys)
+      .set({ blocked: true })
+      .where(eq(licenseKeys.id, await keyId(tenant, blocked)));
     const expiredView = await tenant.api.get('/key', { productId: tenant.productId, licenseKey: expired });
     expect(expiredView.body.data.license).toMatchObject({ activated: false, blocked: false });
     const blockedView = await tenant.api.get('/key', { productId: tenant.productId, licenseKey: blocked });
@@ -136,7 +144,12 @@ describe('POST /get-key (v1 names)', () => {
   it('renames exactly the v1 fields and nothing inside metadata', async () => {
     const tenant = await createTenant(t.app);
     const metadata = { productId: 'kept', maxActivations: 1, nested: { hostId: 'kept too' } };
-    const key = await createKey(tenant, { usesPerKey: 2, expiryDate: '2031-01-01', metadata, newCustomer: { name: 'Legacy' } });
+    const key = await createKey(tenant, {
+      usesPerKey: 2,
+      expiryDate: '2031-01-01',
+      metadata,
+      newCustomer: { name: 'Legacy' },
+    });
     await t.database.db.insert(devices).values({
       id: newId(),
       licenseKeyId: await keyId(tenant, key),
@@ -157,7 +170,12 @@ describe('POST /get-key (v1 names)', () => {
           max_activations: 2,
           activations: 1,
           devices: [
-            { host_id: 'host-1', device_tag: 'tag', ip_address: '198.51.100.1', activation_time: '2030-05-05T05:05:05.005Z' },
+            {
+              host_id: 'host-1',
+              device_tag: 'tag',
+              ip_address: '198.51.100.1',
+              activation_time: '2030-05-05T05:05:05.005Z',
+            },
           ],
           activated: true,
           expiration_date: '2031-01-01T00:00:00.000Z',
@@ -240,7 +258,10 @@ describe.each(Object.entries(lookups))('%s errors', (_name, lookup) => {
     const tenant = await createTenant(t.app);
     const second = await createProduct(t.app, tenant.accountId);
     const key = (await tenant.api.post('/key', { productId: second })).body.key as string;
-    const restricted = { ...tenant, api: client(t.app, await createToken(t.app, tenant.accountId, { productIds: [tenant.productId] })) };
+    const restricted = {
+      ...tenant,
+      api: client(t.app, await createToken(t.app, tenant.accountId, { productIds: [tenant.productId] })),
+    };
     expectError(await lookup(restricted, { productId: second, licenseKey: key }), ERRORS.keyNotFound);
     expect((await lookup(tenant, { productId: second, licenseKey: key })).status).toBe(200);
   });
@@ -258,7 +279,10 @@ describe.each(Object.entries(lookups))('%s errors', (_name, lookup) => {
     const tenant = await createTenant(t.app, { scopes: ['licenses:write', 'licenses:activate'] });
     const key = await createKey(tenant);
     expectError(await lookup(tenant, { productId: tenant.productId, licenseKey: key }), ERRORS.forbidden);
-    const reader = { ...tenant, api: client(t.app, await createToken(t.app, tenant.accountId, { scopes: ['licenses:read'] })) };
+    const reader = {
+      ...tenant,
+      api: client(t.app, await createToken(t.app, tenant.accountId, { scopes: ['licenses:read'] })),
+    };
     expect((await lookup(reader, { productId: tenant.productId, licenseKey: key })).status).toBe(200);
   });
 
@@ -289,7 +313,17 @@ describe('parameter types', () => {
       await tenant.api.post('/get-key', { productId: [tenant.productId], licenseKey: key }),
       ERRORS.invalidProductId,
     );
-    expectError(await tenant.api.post('/get-key', { productId: tenant.productId, licenseKey: 12345 }), 400, 1, 'Invalid licenseKey');
-    expectError(await tenant.api.post('/get-key', { productId: tenant.productId, licenseKey: { key } }), 400, 1, 'Invalid licenseKey');
+    expectError(
+      await tenant.api.post('/get-key', { productId: tenant.productId, licenseKey: 12345 }),
+      400,
+      1,
+      'Invalid licenseKey',
+    );
+    expectError(
+      await tenant.api.post('/get-key', { productId: tenant.productId, licenseKey: { key } }),
+      400,
+      1,
+      'Invalid licenseKey',
+    );
   });
 });

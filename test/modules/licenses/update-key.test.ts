@@ -85,7 +85,12 @@ describe('PATCH /key — fields', () => {
   it('usesPerKey and maxActivations that differ → 400/1, nothing changes', async () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { usesPerKey: '1' });
-    expectError(await update(tenant, key, { maxActivations: 2, usesPerKey: '3' }), 400, 1, 'usesPerKey and maxActivations must match');
+    expectError(
+      await update(tenant, key, { maxActivations: 2, usesPerKey: '3' }),
+      400,
+      1,
+      'usesPerKey and maxActivations must match',
+    );
     expect((await getLicense(tenant, key)).license.maxActivations).toBe(1);
   });
 
@@ -107,7 +112,11 @@ describe('PATCH /key — fields', () => {
     expect(license).toMatchObject({ maxActivations: 1, activations: 3 });
     expectError(await activate(tenant, key, 'd'), ERRORS.activationLimit);
     expect((await activate(tenant, key, 'a')).status).toBe(200);
-    const deactivate = await tenant.api.post('/key/deactivate', { productId: tenant.productId, licenseKey: key, hostId: 'a' });
+    const deactivate = await tenant.api.post('/key/deactivate', {
+      productId: tenant.productId,
+      licenseKey: key,
+      hostId: 'a',
+    });
     expect(deactivate.status).toBe(200);
     expectError(await activate(tenant, key, 'd'), ERRORS.activationLimit);
   });
@@ -186,7 +195,10 @@ describe('PATCH /key — fields', () => {
     const key = await createKey(tenant, { expiryDate: '2020-01-01' });
     expect((await tenant.api.post('/key/block', { productId: tenant.productId, licenseKey: key })).status).toBe(200);
     await expectUpdated(tenant, key, { metadata: { note: 'still editable' } });
-    expect((await getLicense(tenant, key)).license).toMatchObject({ blocked: true, metadata: { note: 'still editable' } });
+    expect((await getLicense(tenant, key)).license).toMatchObject({
+      blocked: true,
+      metadata: { note: 'still editable' },
+    });
   });
 });
 
@@ -197,7 +209,9 @@ describe('PATCH /key — customer assignment', () => {
     const customerId = (await getLicense(tenant, owned)).customer.id;
     const key = await createKey(tenant);
     await expectUpdated(tenant, key, { customerId });
-    expect((await getLicense(tenant, key)).customer).toEqual(customerView({ id: customerId, name: 'Ada Park', email: 'ada@example.com' }));
+    expect((await getLicense(tenant, key)).customer).toEqual(
+      customerView({ id: customerId, name: 'Ada Park', email: 'ada@example.com' }),
+    );
     await expectUpdated(tenant, key, { customerId: null });
     expect((await getLicense(tenant, key)).customer).toBeNull();
     expect(await customerCount(tenant.accountId)).toBe(1);
@@ -217,7 +231,12 @@ describe('PATCH /key — customer assignment', () => {
     const foreignId = (await getLicense(other, foreign)).customer.id;
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
-    expectError(await update(tenant, key, { customerId: foreignId }), 404, 2, `Customer with ID ${foreignId} not found`);
+    expectError(
+      await update(tenant, key, { customerId: foreignId }),
+      404,
+      2,
+      `Customer with ID ${foreignId} not found`,
+    );
     expect((await getLicense(tenant, key)).customer).toBeNull();
   });
 
@@ -225,7 +244,11 @@ describe('PATCH /key — customer assignment', () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant);
     await expectUpdated(tenant, key, { newCustomer: { name: 'Grace', email: 'grace@example.com' } });
-    expect((await getLicense(tenant, key)).customer).toMatchObject({ name: 'Grace', email: 'grace@example.com', active: true });
+    expect((await getLicense(tenant, key)).customer).toMatchObject({
+      name: 'Grace',
+      email: 'grace@example.com',
+      active: true,
+    });
     await expectUpdated(tenant, key, { newCustomer: { name: 'No email' } });
     expect((await getLicense(tenant, key)).customer).toMatchObject({ name: 'No email', email: null });
     expect(await customerCount(tenant.accountId)).toBe(2);
@@ -235,7 +258,10 @@ describe('PATCH /key — customer assignment', () => {
     const tenant = await createTenant(t.app);
     await createKey(tenant, { newCustomer: { name: 'Ada', email: 'ada@example.com' } });
     const key = await createKey(tenant, { metadata: { v: 1 } });
-    const response = await update(tenant, key, { metadata: { v: 2 }, newCustomer: { name: 'Clash', email: 'ADA@example.com' } });
+    const response = await update(tenant, key, {
+      metadata: { v: 2 },
+      newCustomer: { name: 'Clash', email: 'ADA@example.com' },
+    });
     expectError(response, 409, 2, 'CONFLICT: Customer email ADA@example.com already exists.');
     const { license, customer } = await getLicense(tenant, key);
     expect(customer).toBeNull();
@@ -303,7 +329,11 @@ describe('PATCH /key — validation and lookup', () => {
     const tenant = await createTenant(t.app);
     const key = await createKey(tenant, { licenseType: 'node-locked', heartbeatInterval: 120 });
     await expectUpdated(tenant, key, { licenseType: null, heartbeatInterval: null, newCustomer: null });
-    expect(await keyRow(tenant, key)).toMatchObject({ licenseType: 'node-locked', heartbeatInterval: 120, customerId: null });
+    expect(await keyRow(tenant, key)).toMatchObject({
+      licenseType: 'node-locked',
+      heartbeatInterval: 120,
+      customerId: null,
+    });
   });
 
   it('an unknown key → 404/1 License key not found (before the customer checks)', async () => {

@@ -1,10 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 
-const BIN = fileURLToPath(new URL('../../bin/keymint-server.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../bin/keymint-server.js', import.meta.url));
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -26,7 +26,7 @@ export interface ServerProcess {
 
 /**
  * Starts `keymint-server serve` as a real process and waits until /readyz answers 200.
- * Used by the race tests, which need several processes on one PostgreSQL database.
+ * Used by the race tests (several processes on one PostgreSQL database) and by the benchmark.
  */
 export async function startServer(env: Record<string, string>, timeoutMs = 60_000): Promise<ServerProcess> {
   const port = await freePort();
