@@ -28,6 +28,8 @@ export const floatingSessions = pgTable(
     index('floating_sessions_key_live').on(t.licenseKeyId, t.hostId, t.expiresAt).where(sql`${t.checkedInAt} is null`),
     // Pruning finds old rows by their lease end.
     index('floating_sessions_expires').on(t.expiresAt),
+    // Deleting a key (or a customer with its keys) cascades here: every session of the key, ended ones too.
+    index('floating_sessions_key').on(t.licenseKeyId),
   ],
 );
 

@@ -1,0 +1,1 @@
+CREATE INDEX "floating_sessions_key" ON "floating_sessions" USING btree ("license_key_id");
