@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request, type ServerProcess, startServer } from '../../scripts/server-process.js';
 import { ADMIN_TOKEN, usingPostgres } from '../helpers/app.js';
+import { provisionTenant } from '../helpers/race.js';
 
 /**
  * License lifecycle requests racing across two real server processes on one PostgreSQL
@@ -30,21 +31,7 @@ describe.skipIf(!usingPostgres)('activation races across processes (PostgreSQL)'
   beforeAll(async () => {
     const env = { DATABASE_URL: process.env.DATABASE_URL!, ADMIN_TOKEN, DB_POOL_SIZE: '20' };
     servers = await Promise.all([startServer(env), startServer(env)]);
-    const base = servers[0]!.url;
-    const account = await request(base, 'POST', '/admin/accounts', ADMIN_TOKEN, { name: 'Race account' });
-    expect(account.status).toBe(201);
-    const product = await request(base, 'POST', '/admin/products', ADMIN_TOKEN, {
-      name: 'Race product',
-      accountId: account.body.id,
-    });
-    expect(product.status).toBe(201);
-    productId = product.body.id;
-    const created = await request(base, 'POST', '/admin/tokens', ADMIN_TOKEN, {
-      name: 'race',
-      accountId: account.body.id,
-    });
-    expect(created.status).toBe(201);
-    token = created.body.token;
+    ({ productId, token } = await provisionTenant(servers[0]!.url, ADMIN_TOKEN, 'Race account'));
   }, 120_000);
 
   afterAll(async () => {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFreshDatabase, request, type ServerProcess, startServer } from '../../scripts/server-process.js';
 import { ADMIN_TOKEN, usingPostgres } from '../helpers/app.js';
 import { type Session, sign } from '../helpers/floating.js';
+import { provisionTenant } from '../helpers/race.js';
 
 type Outcome = { status: number; body: any };
 
@@ -75,21 +76,7 @@ describe.skipIf(!usingPostgres)('floating-license races across processes (Postgr
     sql = postgres(database.url, { max: 2, onnotice: () => {} });
     const env = { DATABASE_URL: database.url, ADMIN_TOKEN, DB_POOL_SIZE: '20' };
     servers = await Promise.all([startServer(env), startServer(env)]);
-    const base = servers[0]!.url;
-    const account = await request(base, 'POST', '/admin/accounts', ADMIN_TOKEN, { name: 'Floating race' });
-    expect(account.status).toBe(201);
-    const product = await request(base, 'POST', '/admin/products', ADMIN_TOKEN, {
-      name: 'Floating race product',
-      accountId: account.body.id,
-    });
-    expect(product.status).toBe(201);
-    productId = product.body.id;
-    const created = await request(base, 'POST', '/admin/tokens', ADMIN_TOKEN, {
-      name: 'race',
-      accountId: account.body.id,
-    });
-    expect(created.status).toBe(201);
-    token = created.body.token;
+    ({ productId, token } = await provisionTenant(servers[0]!.url, ADMIN_TOKEN, 'Floating race'));
   }, 120_000);
 
   afterAll(async () => {
