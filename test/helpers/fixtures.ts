@@ -214,6 +214,17 @@ export const customerView = (customer: { name: string; email: string | null; act
   active: customer.active ?? true,
 });
 
+/** The full customer of the customer endpoints; the id is any 22-hex id unless given. */
+export const fullCustomerView = (
+  tenant: Pick<Tenant, 'accountId'>,
+  customer: { name: string; email: string | null; active?: boolean; id?: string },
+) => ({
+  ...customerView(customer),
+  createdAt: expect.stringMatching(ISO_MS),
+  updatedAt: expect.stringMatching(ISO_MS),
+  createdBy: tenant.accountId,
+});
+
 /** POST /customer; expects 201 and returns the new customer's id. */
 export async function addCustomer(tenant: Tenant, body: Record<string, unknown> = { name: 'Ada' }): Promise<string> {
   const response = await tenant.api.post('/customer', body);

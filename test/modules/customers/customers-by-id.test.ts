@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { useTestApp } from '../../helpers/app.js';
-import { addCustomer, createTenant, ERRORS, expectError, ISO_MS, type Tenant } from '../../helpers/fixtures.js';
+import {
+  addCustomer,
+  createTenant,
+  ERRORS,
+  expectError,
+  fullCustomerView,
+  ISO_MS,
+  type Tenant,
+} from '../../helpers/fixtures.js';
 
 const t = useTestApp();
 
@@ -24,17 +32,7 @@ describe('GET /customer/by-id', () => {
     expect(response.body).toStrictEqual({
       action: 'getCustomerById',
       status: true,
-      data: [
-        {
-          id,
-          name: 'Ada Park',
-          email: 'ada@example.com',
-          active: true,
-          createdAt: expect.stringMatching(ISO_MS),
-          updatedAt: expect.stringMatching(ISO_MS),
-          createdBy: tenant.accountId,
-        },
-      ],
+      data: [fullCustomerView(tenant, { id, name: 'Ada Park', email: 'ada@example.com' })],
       code: 0,
     });
     expect(response.body.data[0].createdAt).toBe(response.body.data[0].updatedAt);

@@ -2,7 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { customers } from '../../../src/db/schema/index.js';
 import { newId } from '../../../src/lib/ids.js';
 import { useTestApp } from '../../helpers/app.js';
-import { addCustomer, createTenant, ERRORS, expectError, HEX_ID, ISO_MS, type Tenant } from '../../helpers/fixtures.js';
+import {
+  addCustomer,
+  createTenant,
+  ERRORS,
+  expectError,
+  fullCustomerView,
+  HEX_ID,
+  type Tenant,
+} from '../../helpers/fixtures.js';
 
 const t = useTestApp();
 
@@ -105,17 +113,7 @@ describe('GET /customer', () => {
     expect(response.body).toStrictEqual({
       action: 'getCustomers',
       status: true,
-      data: [
-        {
-          id,
-          name: 'Ada Park',
-          email: 'ada@example.com',
-          active: true,
-          createdAt: expect.stringMatching(ISO_MS),
-          updatedAt: expect.stringMatching(ISO_MS),
-          createdBy: tenant.accountId,
-        },
-      ],
+      data: [fullCustomerView(tenant, { id, name: 'Ada Park', email: 'ada@example.com' })],
       meta: { total: 1, page: 1, limit: 10, totalPages: 1 },
       code: 0,
     });

@@ -9,9 +9,8 @@ import {
   customerView,
   ERRORS,
   expectError,
+  fullCustomerView,
   getLicense,
-  HEX_ID,
-  ISO_MS,
   keyCreator,
   storedRows,
   uniqueEmail,
@@ -177,17 +176,7 @@ describe.each(['/create-key', '/key'])('POST %s', (path) => {
       expect(response.body).toEqual({
         action: 'getCustomers',
         status: true,
-        data: [
-          {
-            id: expect.stringMatching(HEX_ID),
-            name: '  Ada Park  ',
-            email,
-            active: true,
-            createdAt: expect.stringMatching(ISO_MS),
-            updatedAt: expect.stringMatching(ISO_MS),
-            createdBy: tenant.accountId,
-          },
-        ],
+        data: [fullCustomerView(tenant, { name: '  Ada Park  ', email })],
         meta: { total: 1, page: 1, limit: 10, totalPages: 1 },
         code: 0,
       });
