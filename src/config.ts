@@ -3,6 +3,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 
 const integerRanges = new Map<string, [number, number]>();
+const flagNames = new Set<string>();
 
 /** Env values are strings: a decimal integer within [minimum, maximum]. */
 function Integer(name: string, options: { minimum: number; maximum: number; default: number }) {
@@ -11,6 +12,14 @@ function Integer(name: string, options: { minimum: number; maximum: number; defa
     pattern: '^[0-9]+$',
     default: String(options.default),
     description: `integer ${options.minimum}–${options.maximum}`,
+  });
+}
+
+/** Env booleans: `true`/`1` or `false`/`0`. */
+function Flag(name: string, defaultValue: boolean) {
+  flagNames.add(name);
+  return Type.Union([Type.Literal('true'), Type.Literal('1'), Type.Literal('false'), Type.Literal('0')], {
+    default: String(defaultValue),
   });
 }
 
@@ -35,6 +44,12 @@ export const EnvSchema = Type.Object({
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   BODY_LIMIT: Integer('BODY_LIMIT', { minimum: 1024, maximum: 100 * 1024 * 1024, default: 1024 * 1024 }),
   DB_POOL_SIZE: Integer('DB_POOL_SIZE', { minimum: 1, maximum: 1000, default: 10 }),
+  // false on API-only replicas: another process delivers the webhooks.
+  WEBHOOKS_WORKER: Flag('WEBHOOKS_WORKER', true),
+  // true lets webhook URLs resolve to loopback, link-local and private addresses.
+  WEBHOOKS_ALLOW_PRIVATE: Flag('WEBHOOKS_ALLOW_PRIVATE', false),
+  // The first retry's delay (then doubling, capped at 1 h). Lowered by tests and the benchmark.
+  WEBHOOKS_RETRY_BASE_MS: Integer('WEBHOOKS_RETRY_BASE_MS', { minimum: 1, maximum: 3_600_000, default: 30_000 }),
 });
 
 export interface Config {
@@ -53,7 +68,35 @@ export interface Config {
   metricsToken: string | undefined;
   bodyLimit: number;
   dbPoolSize: number;
+  webhooks: WebhookSettings;
 }
+
+/** The webhook delivery worker's settings (docs/api.md, "Webhooks"). */
+export interface WebhookSettings {
+  /** Run the delivery worker in this process. */
+  worker: boolean;
+  /** Allow URLs that resolve to loopback, link-local or private addresses. */
+  allowPrivate: boolean;
+  /** Delay before the first retry; each next one doubles, up to `retryMaxMs`. */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** Retries stop this long after the event; the delivery is then failed. */
+  retryWindowMs: number;
+  /** An attempt that has no 2xx answer within this time failed. */
+  timeoutMs: number;
+  /** How often an idle worker looks for due deliveries (it is also woken by this process's commits). */
+  pollIntervalMs: number;
+  /** Deliveries claimed per round, sent concurrently. */
+  batchSize: number;
+}
+
+export const WEBHOOK_DEFAULTS: Omit<WebhookSettings, 'worker' | 'allowPrivate' | 'retryBaseMs'> = {
+  retryMaxMs: 60 * 60_000,
+  retryWindowMs: 24 * 60 * 60_000,
+  timeoutMs: 10_000,
+  pollIntervalMs: 1000,
+  batchSize: 50,
+};
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -63,6 +106,8 @@ export class ConfigError extends Error {
 }
 
 type Env = Static<typeof EnvSchema>;
+
+const flag = (value: string): boolean => value === 'true' || value === '1';
 
 // Named ranges proxy-addr (Fastify's trustProxy) understands.
 const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
@@ -107,6 +152,9 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       fail(name, `must be an integer from ${minimum} to ${maximum}`);
     }
   }
+  for (const name of flagNames) {
+    if (!['true', '1', 'false', '0'].includes(withDefaults[name] ?? '')) fail(name, 'must be true or false');
+  }
   const firstError = Value.Errors(EnvSchema, withDefaults).First();
   if (firstError) fail(firstError.path.replace(/^\//, ''), firstError.message);
   const env = withDefaults as Env;
@@ -127,5 +175,11 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: env.METRICS_TOKEN,
     bodyLimit: Number(env.BODY_LIMIT),
     dbPoolSize: Number(env.DB_POOL_SIZE),
+    webhooks: {
+      ...WEBHOOK_DEFAULTS,
+      worker: flag(env.WEBHOOKS_WORKER),
+      allowPrivate: flag(env.WEBHOOKS_ALLOW_PRIVATE),
+      retryBaseMs: Number(env.WEBHOOKS_RETRY_BASE_MS),
+    },
   };
 }

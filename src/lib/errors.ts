@@ -19,6 +19,11 @@ export type ErrorReason =
   | 'account_not_found'
   | 'product_not_found'
   | 'token_not_found'
+  | 'webhook_not_found'
+  | 'delivery_not_found'
+  | 'invalid_idempotency_key'
+  | 'idempotency_in_progress'
+  | 'idempotency_mismatch'
   | 'device_not_found'
   | 'floating'
   | 'blocked'
@@ -78,6 +83,13 @@ export const Errors = {
   accountNotFound: () => new AppError(404, 1, 'Account not found', 'account_not_found'),
   productNotFound: () => new AppError(404, 1, 'Product not found', 'product_not_found'),
   tokenNotFound: () => new AppError(404, 1, 'Token not found', 'token_not_found'),
+  webhookNotFound: () => new AppError(404, 1, 'Webhook not found', 'webhook_not_found'),
+  deliveryNotFound: () => new AppError(404, 1, 'Delivery not found', 'delivery_not_found'),
+  invalidIdempotencyKey: () => new AppError(400, 1, 'Invalid Idempotency-Key', 'invalid_idempotency_key'),
+  idempotencyInProgress: () =>
+    new AppError(409, 1, 'A request with this Idempotency-Key is in progress', 'idempotency_in_progress'),
+  idempotencyMismatch: () =>
+    new AppError(422, 1, 'Idempotency-Key reused with a different request', 'idempotency_mismatch'),
   floatingMustCheckout: () => new AppError(403, 2, 'Floating licenses must use checkout', 'floating'),
   blocked: () => new AppError(403, 2, 'License key is blocked', 'blocked'),
   expired: () => new AppError(403, 2, 'License key has expired', 'expired'),

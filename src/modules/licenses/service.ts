@@ -1,5 +1,6 @@
 import type { Db } from '../../db/client.js';
 import type { Customer, LicenseKey, licenseKeys } from '../../db/schema/index.js';
+import { canonicalJson } from '../../lib/canonical-json.js';
 import { Errors } from '../../lib/errors.js';
 import type { DomainEvent, Outcome } from '../../lib/events.js';
 import { newId } from '../../lib/ids.js';
@@ -275,16 +276,6 @@ export async function setLicenseKeyBlocked(
   if (key.blocked === blocked) return { events: [] };
   await updateLicenseKeyRow(tx, key.id, { blocked });
   return { events: [{ type: blocked ? 'key.blocked' : 'key.unblocked', licenseKeyId: key.id }] };
-}
-
-/** Key-order independent JSON text, to compare jsonb values (PostgreSQL reorders their keys). */
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([name, child]) => `${JSON.stringify(name)}:${canonicalJson(child)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
 }
 
 const sameHosts = (a: string[] | null, b: string[] | null): boolean =>
