@@ -17,6 +17,7 @@ import { healthRoutes } from './modules/health/routes.js';
 import { licenseFileRoutes, licenseFilesPlugin, signingKeyAdminRoutes } from './modules/license-files/routes.js';
 import { licenseRoutes } from './modules/licenses/routes.js';
 import { sessionRoutes } from './modules/sessions/routes.js';
+import { webhookOutboxPlugin } from './modules/webhooks/outbox.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -77,6 +78,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
   await app.register(openApiPlugin, { metricsToken: Boolean(config.metricsToken) });
   await app.register(metricsPlugin, { token: config.metricsToken });
+
+  await app.register(webhookOutboxPlugin);
 
   await app.register(healthRoutes);
   await app.register(licenseFilesPlugin); // signing keys and their start-up check; GET /.well-known/jwks.json (no auth)

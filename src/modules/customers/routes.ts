@@ -1,6 +1,5 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { withTransaction } from '../../db/unit-of-work.js';
 import { ErrorResponses } from '../../http/schemas.js';
 import {
   CreateCustomerBodySchema,
@@ -63,7 +62,9 @@ export async function customerRoutes(fastify: FastifyInstance) {
       },
     },
     async (request, reply) => {
-      const { customer } = await withTransaction(db, (tx) => createCustomer(tx, request.auth.accountId, request.body));
+      const { customer } = await app.commitChange(request.auth.accountId, (tx) =>
+        createCustomer(tx, request.auth.accountId, request.body),
+      );
       return reply.status(201).send({
         action: 'createCustomer' as const,
         status: true as const,
@@ -139,7 +140,9 @@ export async function customerRoutes(fastify: FastifyInstance) {
       },
     },
     async (request) => {
-      const { customer } = await withTransaction(db, (tx) => updateCustomer(tx, request.auth.accountId, request.body));
+      const { customer } = await app.commitChange(request.auth.accountId, (tx) =>
+        updateCustomer(tx, request.auth.accountId, request.body),
+      );
       return {
         action: 'updateCustomer' as const,
         status: true as const,
@@ -164,7 +167,7 @@ export async function customerRoutes(fastify: FastifyInstance) {
       },
     },
     async (request) => {
-      await withTransaction(db, (tx) => deleteCustomer(tx, request.auth, request.body.customerId));
+      await app.commitChange(request.auth.accountId, (tx) => deleteCustomer(tx, request.auth, request.body.customerId));
       return {
         action: 'removeCustomer' as const,
         status: true as const,
@@ -210,7 +213,7 @@ export async function customerRoutes(fastify: FastifyInstance) {
       },
     },
     async (request) => {
-      const { active } = await withTransaction(db, (tx) =>
+      const { active } = await app.commitChange(request.auth.accountId, (tx) =>
         toggleCustomerActive(tx, request.auth.accountId, request.body.customerId),
       );
       return {

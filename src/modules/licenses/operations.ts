@@ -1,8 +1,8 @@
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import type { Db } from '../../db/client.js';
-import { withTransaction } from '../../db/unit-of-work.js';
 import { defineOperation, type Operation } from '../../http/operation.js';
+import type { Outcome } from '../../lib/events.js';
 import type { AuthContext } from '../../lib/scopes.js';
 import { recordActivationOutcome, recordKeysCreated } from './metrics.js';
 import {
@@ -47,9 +47,10 @@ export function licenseOperations(app: FastifyInstance) {
     response: CreateKeyResponseSchema,
     async run(request, body) {
       const creation = planKeyCreation(request.auth, body);
+      const single = await createSingleLicenseKey(db, creation, app.webhookOutbox.settings);
+      if (single && single.deliveries > 0) app.webhookOutbox.deliveriesCommitted();
       const created =
-        (await createSingleLicenseKey(db, creation)) ??
-        (await withTransaction(db, (tx) => createLicenseKeys(tx, creation)));
+        single ?? (await app.commitChange(request.auth.accountId, (tx) => createLicenseKeys(tx, creation)));
       recordKeysCreated(created.keys.length);
       return {
         code: 0 as const,
@@ -81,7 +82,7 @@ export function licenseOperations(app: FastifyInstance) {
     async run(request, body) {
       const { activation } = await recordActivationOutcome(
         // request.ip honours X-Forwarded-For only when TRUST_PROXY is set (see app.ts).
-        withTransaction(db, (tx) => activateLicenseKey(tx, request.auth, body, request.ip)),
+        app.commitChange(request.auth.accountId, (tx) => activateLicenseKey(tx, request.auth, body, request.ip)),
       );
       return { code: 0 as const, message: 'License valid', ...activation };
     },
@@ -90,7 +91,7 @@ export function licenseOperations(app: FastifyInstance) {
   /** An operation that applies a change in the request's transaction and answers a fixed body. */
   const changeOperation = <Input extends TSchema, Output extends TSchema>(
     definition: Omit<Operation<Input, Output>, 'tag' | 'run'> & {
-      apply(tx: Db, auth: AuthContext, input: Static<Input>): Promise<unknown>;
+      apply(tx: Db, auth: AuthContext, input: Static<Input>): Promise<Outcome<object>>;
       answer: Static<Output>;
     },
   ) =>
@@ -98,7 +99,7 @@ export function licenseOperations(app: FastifyInstance) {
       ...definition,
       tag,
       async run(request, input) {
-        await withTransaction(db, (tx) => definition.apply(tx, request.auth, input));
+        await app.commitChange(request.auth.accountId, (tx) => definition.apply(tx, request.auth, input));
         return definition.answer;
       },
     });

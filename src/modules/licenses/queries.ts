@@ -1,7 +1,16 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { executePrepared, preparedOnce } from '../../db/prepared.js';
-import { customers, devices, type LicenseKey, licenseKeys, products } from '../../db/schema/index.js';
+import {
+  customers,
+  devices,
+  type LicenseKey,
+  licenseKeys,
+  products,
+  webhookDeliveries,
+  webhookEvents,
+  webhooks,
+} from '../../db/schema/index.js';
 import { pgErrorCode } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
 import { generateLicenseKey, type KeyFormat } from '../../lib/key-format.js';
@@ -68,51 +77,119 @@ const param = (name: string, type: string) => sql`cast(${sql.placeholder(name)} 
 
 /**
  * One key for an existing (or no) customer as ONE statement: the product check, the customer
- * check and the insert happen in `INSERT … SELECT`, atomic on its own, so the request costs a
- * single round trip instead of BEGIN, two reads, the insert and COMMIT. No row back means
- * "product or customer missing, or the key was taken".
+ * check, the insert and the key's webhook outbox rows happen in `WITH … INSERT … SELECT`, atomic
+ * on its own, so the request costs a single round trip instead of BEGIN, two reads, the insert,
+ * the outbox and COMMIT. The `key.created` event (its payload rendered by the caller) is written
+ * only when the key was inserted and a webhook of the account wants it, with one delivery per
+ * such webhook. No row back means "product or customer missing, or the key was taken".
  */
-const singleKeyInsert = preparedOnce((db) =>
-  db
-    .insert(licenseKeys)
-    .select(
-      db
-        .select({
-          id: param('id', 'text').as('id'),
-          accountId: products.accountId,
-          productId: products.id,
-          key: param('key', 'text').as('key'),
-          maxActivations: param('maxActivations', 'integer').as('maxActivations'),
-          expiresAt: param('expiresAt', 'timestamptz').as('expiresAt'),
-          customerId: sql`${customers.id}`.as('customerId'),
-          metadata: param('metadata', 'jsonb').as('metadata'),
-          allowedHosts: param('allowedHosts', 'text[]').as('allowedHosts'),
-          licenseType: param('licenseType', 'text').as('licenseType'),
-          maxConcurrentSessions: param('maxConcurrentSessions', 'integer').as('maxConcurrentSessions'),
-          heartbeatInterval: param('heartbeatInterval', 'integer').as('heartbeatInterval'),
-          sessionLeaseDuration: param('sessionLeaseDuration', 'integer').as('sessionLeaseDuration'),
-          blocked: sql`false`.as('blocked'),
-          createdAt: param('now', 'timestamptz').as('createdAt'),
-          updatedAt: param('now', 'timestamptz').as('updatedAt'),
-        })
-        .from(products)
-        .leftJoin(
-          customers,
-          and(eq(customers.id, sql.placeholder('customerId')), eq(customers.accountId, products.accountId)),
-        )
-        .where(
-          and(
-            eq(products.id, sql.placeholder('productId')),
-            eq(products.accountId, sql.placeholder('accountId')),
-            eq(products.active, true),
-            sql`(${param('customerId', 'text')} is null or ${customers.id} is not null)`,
+const singleKeyInsert = preparedOnce((db) => {
+  const created = db.$with('created_key').as(
+    db
+      .insert(licenseKeys)
+      .select(
+        db
+          .select({
+            id: param('id', 'text').as('id'),
+            accountId: products.accountId,
+            productId: products.id,
+            key: param('key', 'text').as('key'),
+            maxActivations: param('maxActivations', 'integer').as('maxActivations'),
+            expiresAt: param('expiresAt', 'timestamptz').as('expiresAt'),
+            customerId: sql`${customers.id}`.as('customerId'),
+            metadata: param('metadata', 'jsonb').as('metadata'),
+            allowedHosts: param('allowedHosts', 'text[]').as('allowedHosts'),
+            licenseType: param('licenseType', 'text').as('licenseType'),
+            maxConcurrentSessions: param('maxConcurrentSessions', 'integer').as('maxConcurrentSessions'),
+            heartbeatInterval: param('heartbeatInterval', 'integer').as('heartbeatInterval'),
+            sessionLeaseDuration: param('sessionLeaseDuration', 'integer').as('sessionLeaseDuration'),
+            blocked: sql`false`.as('blocked'),
+            createdAt: param('now', 'timestamptz').as('createdAt'),
+            updatedAt: param('now', 'timestamptz').as('updatedAt'),
+          })
+          .from(products)
+          .leftJoin(
+            customers,
+            and(eq(customers.id, sql.placeholder('customerId')), eq(customers.accountId, products.accountId)),
+          )
+          .where(
+            and(
+              eq(products.id, sql.placeholder('productId')),
+              eq(products.accountId, sql.placeholder('accountId')),
+              eq(products.active, true),
+              sql`(${param('customerId', 'text')} is null or ${customers.id} is not null)`,
+            ),
           ),
-        ),
-    )
-    .onConflictDoNothing({ target: [licenseKeys.productId, licenseKeys.key] })
-    .returning({ id: licenseKeys.id, key: licenseKeys.key })
-    .prepare('insert_single_license_key'),
-);
+      )
+      .onConflictDoNothing({ target: [licenseKeys.productId, licenseKeys.key] })
+      .returning({ id: licenseKeys.id, key: licenseKeys.key }),
+  );
+  const hooks = db.$with('key_created_hooks').as(
+    db
+      .select({ webhookId: sql<string>`${webhooks.id}`.as('webhook_id') })
+      .from(webhooks)
+      .where(and(eq(webhooks.accountId, sql.placeholder('accountId')), sql`'key.created' = any(${webhooks.events})`)),
+  );
+  const event = db.$with('key_created_event').as(
+    db
+      .insert(webhookEvents)
+      .select(
+        db
+          .select({
+            id: param('eventId', 'text').as('id'),
+            accountId: param('accountId', 'text').as('account_id'),
+            type: sql`'key.created'`.as('type'),
+            payload: param('payload', 'text').as('payload'),
+            createdAt: param('now', 'timestamptz').as('created_at'),
+          })
+          .from(created)
+          .where(sql`exists (select 1 from ${hooks})`),
+      )
+      .returning({ eventId: webhookEvents.id }),
+  );
+  const deliveries = db.$with('key_created_deliveries').as(
+    db
+      .insert(webhookDeliveries)
+      .select(
+        db
+          .select({
+            id: sql`keymint_new_id()`.as('id'),
+            eventId: event.eventId,
+            webhookId: hooks.webhookId,
+            status: sql`'pending'`.as('status'),
+            attempts: sql`0`.as('attempts'),
+            nextAttemptAt: param('now', 'timestamptz').as('next_attempt_at'),
+            expiresAt: param('deliveryExpiresAt', 'timestamptz').as('expires_at'),
+            lease: sql`null`.as('lease'),
+            lastStatusCode: sql`null::integer`.as('last_status_code'),
+            lastError: sql`null`.as('last_error'),
+            lastAttemptAt: sql`null::timestamptz`.as('last_attempt_at'),
+            deliveredAt: sql`null::timestamptz`.as('delivered_at'),
+            createdAt: param('now', 'timestamptz').as('created_at'),
+          })
+          .from(event)
+          .crossJoin(hooks),
+      )
+      .returning({ id: webhookDeliveries.id }),
+  );
+  return db
+    .with(created, hooks, event, deliveries)
+    .select({
+      id: created.id,
+      key: created.key,
+      deliveries: sql<number>`(select count(*)::int from ${deliveries})`,
+    })
+    .from(created)
+    .prepare('insert_single_license_key');
+});
+
+/** What the single-statement insert needs besides the key's settings. */
+export interface SingleKeyOutbox {
+  /** The `key.created` body of the key with this id and value (stored only when a webhook wants it). */
+  render(id: string, key: string, eventId: string): string;
+  /** When retries of its deliveries stop. */
+  deliveryExpiresAt: Date;
+}
 
 /** The single-statement insert; undefined when it inserted nothing (see above). */
 export async function tryInsertSingleKey(
@@ -120,12 +197,16 @@ export async function tryInsertSingleKey(
   settings: NewKeySettings,
   customerId: string | null,
   format: KeyFormat,
-): Promise<{ id: string; key: string } | undefined> {
+  outbox: SingleKeyOutbox,
+): Promise<{ id: string; key: string; deliveries: number } | undefined> {
   const now = (settings.createdAt ?? new Date()).toISOString();
+  const id = newId();
+  const key = generateLicenseKey(format);
+  const eventId = newId();
   try {
     const [row] = await singleKeyInsert(db).execute({
-      id: newId(),
-      key: generateLicenseKey(format),
+      id,
+      key,
       maxActivations: settings.maxActivations ?? null,
       expiresAt: settings.expiresAt ? settings.expiresAt.toISOString() : null,
       metadata: settings.metadata == null ? null : JSON.stringify(settings.metadata),
@@ -138,6 +219,9 @@ export async function tryInsertSingleKey(
       customerId,
       productId: settings.productId,
       accountId: settings.accountId,
+      eventId,
+      payload: outbox.render(id, key, eventId),
+      deliveryExpiresAt: outbox.deliveryExpiresAt.toISOString(),
     });
     return row;
   } catch (err) {

@@ -8,6 +8,7 @@ import { type KeyFormat, keySpaceSize, resolveKeyFormat } from '../../lib/key-fo
 import { type AuthContext, canSeeProduct } from '../../lib/scopes.js';
 import { findCustomer, findCustomerByEmail, insertCustomer } from '../customers/queries.js';
 import { endLiveSessions } from '../sessions/queries.js';
+import { licensePayload, type OutboxSettings, renderEvent } from '../webhooks/outbox.js';
 import {
   assertActivatable,
   assertUsable,
@@ -112,11 +113,39 @@ const keysCreated = (keys: { id: string; key: string }[], events: DomainEvent[] 
 export async function createSingleLicenseKey(
   db: Db,
   creation: KeyCreation,
-): Promise<Outcome<{ keys: string[] }> | undefined> {
-  const { auth, body, amount } = creation;
+  outbox: OutboxSettings,
+): Promise<(Outcome<{ keys: string[] }> & { deliveries: number }) | undefined> {
+  const { auth, body, amount, settings } = creation;
   if (amount !== 1 || body.newCustomer !== undefined || !canSeeProduct(auth, body.productId)) return undefined;
-  const row = await tryInsertSingleKey(db, creation.settings, body.customerId ?? null, creation.format);
-  return row ? keysCreated([row]) : undefined;
+  const customerId = body.customerId ?? null;
+  const createdAt = settings.createdAt ?? new Date();
+  const render = (id: string, key: string, eventId: string) => {
+    const row: LicenseKey = {
+      id,
+      key,
+      customerId,
+      accountId: settings.accountId,
+      productId: settings.productId,
+      maxActivations: settings.maxActivations ?? null,
+      expiresAt: settings.expiresAt ?? null,
+      metadata: settings.metadata ?? null,
+      allowedHosts: settings.allowedHosts ?? null,
+      licenseType: settings.licenseType ?? KEY_SETTING_DEFAULTS.licenseType,
+      maxConcurrentSessions: settings.maxConcurrentSessions ?? null,
+      heartbeatInterval: settings.heartbeatInterval ?? KEY_SETTING_DEFAULTS.heartbeatInterval,
+      sessionLeaseDuration: settings.sessionLeaseDuration ?? KEY_SETTING_DEFAULTS.sessionLeaseDuration,
+      blocked: false,
+      createdAt,
+      updatedAt: createdAt,
+    };
+    return renderEvent(eventId, 'key.created', createdAt, { license: licensePayload(row, 0, createdAt.getTime()) });
+  };
+  const row = await tryInsertSingleKey(db, settings, customerId, creation.format, {
+    render,
+    deliveryExpiresAt: new Date(createdAt.getTime() + outbox.retryWindowMs),
+  });
+  // Written by the statement itself: the events are not the unit of work's to write.
+  return row ? { keys: [row.key], events: [], deliveries: row.deliveries } : undefined;
 }
 
 /** Creates the keys, and the new customer when asked, in the caller's transaction. */
