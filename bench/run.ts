@@ -13,6 +13,8 @@
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -278,6 +280,80 @@ function heartbeatRequests(productId: string, sessions: BenchSession[]): autocan
   ];
 }
 
+interface Receiver {
+  url: string;
+  /** Deliveries received (POSTs answered 200). */
+  count(): number;
+  /** performance.now() of the first and the last delivery received. */
+  span(): { first: number; last: number };
+  close(): Promise<void>;
+}
+
+/** A webhook receiver on loopback that answers every POST with 200. */
+async function startReceiver(): Promise<Receiver> {
+  let received = 0;
+  let first = 0;
+  let last = 0;
+  const receiver = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      received++;
+      last = performance.now();
+      if (received === 1) first = last;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    });
+  });
+  receiver.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const { port } = receiver.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/hooks`,
+    count: () => received,
+    span: () => ({ first, last }),
+    close: () => new Promise((resolve) => receiver.close(() => resolve())),
+  };
+}
+
+/** A second account whose one webhook wants every event (the first account has none). */
+async function webhookTenant(baseUrl: string, receiverUrl: string) {
+  const account = await request(baseUrl, 'POST', '/admin/accounts', ADMIN_TOKEN, { name: 'bench webhooks' });
+  const accountId = account.body.id as string;
+  const product = await request(baseUrl, 'POST', '/admin/products', ADMIN_TOKEN, { name: 'bench', accountId });
+  const token = await request(baseUrl, 'POST', '/admin/tokens', ADMIN_TOKEN, { name: 'bench', accountId });
+  const webhook = await request(baseUrl, 'POST', '/admin/webhooks', ADMIN_TOKEN, { url: receiverUrl, accountId });
+  if (webhook.status !== 201) throw new Error(`webhook registration failed: ${JSON.stringify(webhook.body)}`);
+  return { productId: product.body.id as string, token: token.body.token as string };
+}
+
+/**
+ * Deliveries per second of one worker process (the default settings) draining the backlog the
+ * webhook run left, against the loopback receiver: from the first delivery received to the last.
+ */
+async function deliveryThroughput(databaseUrl: string, receiver: Receiver): Promise<Figures> {
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  const pending = async () =>
+    Number((await sql`select count(*)::int as n from webhook_deliveries where status = 'pending'`)[0]!.n);
+  const backlog = await pending();
+  const before = receiver.count();
+  const worker = await startServer({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn', WEBHOOKS_ALLOW_PRIVATE: 'true' });
+  try {
+    const deadline = Date.now() + 10 * 60_000;
+    while ((await pending()) > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
+    const { first, last } = receiver.span();
+    const delivered = receiver.count() - before;
+    return {
+      name: `webhook delivery (${backlog} queued)`,
+      rps: delivered > 1 ? (delivered - 1) / ((last - first) / 1000) : Number.NaN,
+      p50: Number.NaN,
+      p99: Number.NaN,
+      failures: await pending(),
+    };
+  } finally {
+    await worker.stop();
+    await sql.end({ timeout: 5 });
+  }
+}
+
 const fmt = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : '-');
 
 function print(rows: Figures[]) {
@@ -299,7 +375,12 @@ async function main() {
     ADMIN_TOKEN,
     LOG_LEVEL: 'warn',
     RATE_LIMIT_PER_MINUTE: '10000000',
+    // An API-only process: the create-key runs measure the outbox rows, not their delivery,
+    // which deliveryThroughput measures in a worker process of its own.
+    WEBHOOKS_WORKER: 'false',
+    WEBHOOKS_ALLOW_PRIVATE: 'true',
   });
+  const receiver = await startReceiver();
   try {
     const account = await request(server.url, 'POST', '/admin/accounts', ADMIN_TOKEN, { name: 'bench' });
     const accountId = account.body.id as string;
@@ -331,6 +412,33 @@ async function main() {
         account: accountId,
       }),
     );
+    rows.push(
+      await http('POST /create-key + Idempotency-Key', {
+        url: `${server.url}/create-key`,
+        method: 'POST',
+        headers,
+        requests: [
+          {
+            method: 'POST',
+            setupRequest: (req) => ({
+              ...req,
+              headers: { ...headers, 'idempotency-key': randomBytes(16).toString('hex') },
+              body: JSON.stringify({ productId, usesPerKey: '5' }),
+            }),
+          },
+        ],
+      }),
+    );
+    const hooked = await webhookTenant(server.url, receiver.url);
+    rows.push(
+      await http('POST /create-key + 1 webhook', {
+        url: `${server.url}/create-key`,
+        method: 'POST',
+        headers: { authorization: `Bearer ${hooked.token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ productId: hooked.productId, usesPerKey: '5' }),
+      }),
+    );
+    rows.push(await deliveryThroughput(database.url, receiver));
     rows.push(
       await http('GET /key (http)', {
         url: `${server.url}/key?productId=${productId}&licenseKey=${encodeURIComponent(licenseKey)}`,
@@ -398,14 +506,30 @@ async function main() {
     );
     rows.push(await signingAlone('sign alone (jose, 1 core)'));
     print(rows);
-    const [createKey, createKeySql, , activate, activateSql, heartbeat, heartbeatSql, sign, signAlone] = rows;
+    const [
+      createKey,
+      createKeySql,
+      idempotent,
+      withWebhook,
+      ,
+      ,
+      activate,
+      activateSql,
+      heartbeat,
+      heartbeatSql,
+      sign,
+      signAlone,
+    ] = rows;
     console.log('');
     console.log(`ratio create-key / pgbench: ${fmt(createKey!.rps / createKeySql!.rps, 2)} (target >= 0.80)`);
+    console.log(`ratio idempotent / plain create-key: ${fmt(idempotent!.rps / createKey!.rps, 2)} (target >= 0.80)`);
+    console.log(`ratio 1 webhook / plain create-key:  ${fmt(withWebhook!.rps / createKey!.rps, 2)} (target >= 0.80)`);
     console.log(`ratio activate / pgbench:   ${fmt(activate!.rps / activateSql!.rps, 2)} (target >= 0.80)`);
     console.log(`ratio heartbeat / pgbench:  ${fmt(heartbeat!.rps / heartbeatSql!.rps, 2)} (target >= 0.80)`);
     console.log(`ratio sign / signing alone: ${fmt(sign!.rps / signAlone!.rps, 2)}`);
   } finally {
     await server.stop();
+    await receiver.close();
     await database.drop();
   }
 }

@@ -135,7 +135,7 @@ describe('outbox rows', () => {
     const tenant = await createTenant(testApp.app);
     const webhookId = await addWebhook(tenant);
     await createKey(tenant);
-    const [{ row }] = (await eventsOf(tenant)) as [{ row: typeof webhookEvents.$inferSelect }];
+    const [{ row }] = (await eventsOf(tenant)) as [{ row: typeof webhookEvents.$inferSelect; body: unknown }];
     const [delivery] = await deliveriesOf(row.id);
     expect(delivery).toMatchObject({ webhookId, status: 'pending', attempts: 0, lease: null, lastStatusCode: null });
     expect(delivery!.id).toMatch(HEX_ID);
