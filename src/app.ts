@@ -6,6 +6,7 @@ import type { Database } from './db/client.js';
 import { accessTokenAuth, adminTokenAuth } from './http/auth.js';
 import { callerPlugin } from './http/caller.js';
 import { clientErrorHandler, errorsPlugin, frameworkErrorHandler } from './http/errors.js';
+import { idempotencyPlugin } from './http/idempotency.js';
 import { type LogDestination, loggerOptions, RequestLogController } from './http/logger.js';
 import { metricsPlugin } from './http/metrics.js';
 import { documentSecurity, openApiPlugin } from './http/openapi.js';
@@ -78,6 +79,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
   await app.register(openApiPlugin, { metricsToken: Boolean(config.metricsToken) });
   await app.register(metricsPlugin, { token: config.metricsToken });
+  await app.register(idempotencyPlugin);
 
   await app.register(webhookOutboxPlugin);
 

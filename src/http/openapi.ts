@@ -3,6 +3,7 @@ import swagger from '@fastify/swagger';
 import scalar from '@scalar/fastify-api-reference';
 import type { FastifyInstance, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
+import { IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_METHODS, IDEMPOTENT_REPLAYED_HEADER } from './idempotency.js';
 import { EMPTY_AS_OMITTED } from './validation.js';
 
 export interface OpenApiPluginOptions {
@@ -45,6 +46,57 @@ function documentedSchema(schema: unknown): unknown {
   const copy = structuredClone(schema);
   visit(copy);
   return copy;
+}
+
+type JsonObject = Record<string, unknown>;
+
+const IDEMPOTENCY_KEY_PARAMETER = {
+  type: 'string',
+  minLength: 1,
+  maxLength: 255,
+  pattern: '^[\\x20-\\x7E]+$',
+  description:
+    '1–255 printable ASCII characters, else 400/1 `Invalid Idempotency-Key`. A retry with the same key ' +
+    'and the same request (method, path, query string, JSON body) gets the first answer replayed, nothing runs ' +
+    'again; the same key with another request → 422/1; while the first is still running → 409/1. Kept 24 h, ' +
+    'per token; 5xx answers are not kept.',
+};
+
+const IDEMPOTENT_REPLAYED = {
+  type: 'string',
+  enum: ['true'],
+  description: 'Present when this is the stored answer to an earlier request with the same Idempotency-Key.',
+};
+
+/**
+ * Documents the Idempotency-Key request header and the Idempotent-Replayed response header on
+ * an operation the idempotency plugin covers. Only the document sees this `headers` schema: the
+ * route itself never validates the header (the plugin does, with the contract's message).
+ */
+function documentIdempotency(schema: JsonObject, methods: string[]): JsonObject {
+  if (!methods.every((method) => IDEMPOTENT_METHODS.has(method.toUpperCase()))) return schema;
+  const headers = (schema.headers as JsonObject | undefined) ?? { type: 'object', properties: {} };
+  const documented: JsonObject = {
+    ...schema,
+    headers: {
+      ...headers,
+      properties: { ...(headers.properties as JsonObject), [IDEMPOTENCY_KEY_HEADER]: IDEMPOTENCY_KEY_PARAMETER },
+    },
+  };
+  if (schema.response) {
+    const response: JsonObject = {};
+    for (const [status, answer] of Object.entries(schema.response as Record<string, JsonObject>)) {
+      // Answers with status ≥ 500 are never stored, so never replayed.
+      response[status] = status.startsWith('5')
+        ? answer
+        : {
+            ...answer,
+            headers: { ...(answer.headers as JsonObject), [IDEMPOTENT_REPLAYED_HEADER]: IDEMPOTENT_REPLAYED },
+          };
+    }
+    documented.response = response;
+  }
+  return documented;
 }
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -96,9 +148,12 @@ export const openApiPlugin = fp<OpenApiPluginOptions>(
           },
         },
       },
-      transform: ({ schema, url }) => ({
+      transform: ({ schema, url, route }) => ({
         schema: {
-          ...(documentedSchema(schema ?? {}) as object),
+          ...documentIdempotency(
+            documentedSchema(schema ?? {}) as JsonObject,
+            Array.isArray(route.method) ? route.method : [route.method],
+          ),
           // A route without a scheme of its own needs no credentials.
           security: schema?.security ?? [],
         },

@@ -87,6 +87,19 @@ describe('request logs', () => {
     }
   });
 
+  it("never print an Idempotency-Key: like the query string, it is the client's own text", async () => {
+    const key = `order-4711-ada@example.com-${randomBytes(4).toString('hex')}`;
+    const body = { productId: tenant.productId };
+    const first = await tenant.api.post('/key', body, { 'idempotency-key': key });
+    const replay = await tenant.api.post('/key', body, { 'idempotency-key': key });
+    expect([first.status, replay.status, replay.headers['idempotent-replayed']]).toEqual([200, 200, 'true']);
+    expect(completions().map(({ route, statusCode }) => ({ route, statusCode }))).toEqual([
+      { route: '/key', statusCode: 200 },
+      { route: '/key', statusCode: 200 },
+    ]);
+    expect(lines.join('\n')).not.toContain(key);
+  });
+
   it('redact tokens and authorization headers in any logged object', () => {
     const token = `at_${randomBytes(32).toString('base64url')}`;
     app.log.info(

@@ -8,8 +8,8 @@ import { client } from '../helpers/fixtures.js';
 type Operation = {
   security?: Record<string, string[]>[];
   requestBody?: { content: Record<string, { schema: unknown }> };
-  parameters?: { in: string; name: string }[];
-  responses: Record<string, { content?: Record<string, { schema: unknown }> }>;
+  parameters?: { in: string; name: string; required?: boolean; schema?: unknown }[];
+  responses: Record<string, { content?: Record<string, { schema: unknown }>; headers?: Record<string, unknown> }>;
 };
 type OpenApiDocument = {
   openapi: string;
@@ -108,6 +108,35 @@ describe('GET /openapi.json', () => {
       else if (route.config && 'scope' in route.config) expect(security, where).toEqual([{ bearerAuth: [] }]);
       else expect(security, where).toEqual([]);
     }
+  });
+
+  it('documents Idempotency-Key on every POST, PUT, PATCH and DELETE, and Idempotent-Replayed on its answers', () => {
+    const writes = documentedRoutes().filter(({ method }) => ['post', 'put', 'patch', 'delete'].includes(method));
+    expect(writes.length).toBeGreaterThan(15);
+    for (const { method, path } of documentedRoutes()) {
+      const operation = document.paths[path]![method]!;
+      const where = `${method.toUpperCase()} ${path}`;
+      const header = operation.parameters?.filter((p) => p.in === 'header' && p.name === 'Idempotency-Key');
+      if (!writes.some((write) => write.method === method && write.path === path)) {
+        expect(header ?? [], where).toEqual([]);
+        continue;
+      }
+      expect(header, where).toEqual([
+        expect.objectContaining({
+          required: false,
+          schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x20-\\x7E]+$' },
+        }),
+      ]);
+      for (const [status, response] of Object.entries(operation.responses)) {
+        const replayHeader = response.headers?.['Idempotent-Replayed'];
+        if (status.startsWith('5')) expect(replayHeader, `${where} ${status}`).toBeUndefined();
+        else expect(replayHeader, `${where} ${status}`).toMatchObject({ schema: { type: 'string', enum: ['true'] } });
+      }
+    }
+  });
+
+  it('leaves the Idempotency-Key check to the idempotency plugin: no route validates headers', () => {
+    for (const route of routes) expect(route.schema?.headers, `${route.method} ${route.url}`).toBeUndefined();
   });
 
   it("explains the validator's own keywords and formats instead of leaking them", () => {
