@@ -28,6 +28,14 @@ const OUTCOMES = ['first', 'replayed', 'mismatch', 'in_progress', 'invalid'] as 
 type Outcome = (typeof OUTCOMES)[number];
 
 declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * false: the route's answer is never stored for a replay, because it holds a secret stored
+     * nowhere else in plain (POST /admin/tokens: tokens are kept as hashes only). With a key,
+     * concurrent duplicates still get 409, but once the first has answered a retry runs again.
+     */
+    idempotentReplay?: false;
+  }
   interface FastifyRequest {
     /** The idempotency record this request holds until its answer is stored; null without one. */
     idempotencyClaim: IdempotencyClaim | null;
@@ -124,11 +132,15 @@ export const idempotencyPlugin = fp(
       throw Errors.idempotencyInProgress();
     };
 
-    /** Stores the answer on the record this request holds (< 500), or drops the record (5xx). */
+    /**
+     * Stores the answer on the record this request holds (< 500), or drops the record (5xx, or a
+     * route whose answers are not replayable).
+     */
     const settle = async (request: FastifyRequest, reply: FastifyReply, claim: IdempotencyClaim, payload: unknown) => {
       try {
         // Every answer of this API is serialized JSON text; anything else could not be replayed.
-        if (reply.statusCode < 500 && typeof payload === 'string') {
+        const replayable = request.routeOptions.config.idempotentReplay !== false;
+        if (replayable && reply.statusCode < 500 && typeof payload === 'string') {
           await storeIdempotentResponse(db, claim, reply.statusCode, payload);
         } else {
           await releaseIdempotencyKey(db, claim);

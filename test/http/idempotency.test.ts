@@ -188,6 +188,19 @@ describe('a retried request is answered from the record, and nothing runs again'
     expect((await recordsOf(key)).map((record) => record.scope)).toEqual(['admin']);
   });
 
+  it('POST /admin/tokens is never replayed: the token is stored only as its hash', async () => {
+    const key = newKey();
+    const body = { name: 'retried token', accountId: tenant.accountId };
+    const first = await call('POST', '/admin/tokens', { key, body, token: ADMIN_TOKEN });
+    expect(first.status).toBe(201);
+    expect(await recordsOf(key)).toEqual([]);
+    const retry = await call('POST', '/admin/tokens', { key, body, token: ADMIN_TOKEN });
+    expect(retry.status).toBe(201);
+    expect(retry.headers['idempotent-replayed']).toBeUndefined();
+    expect((retry.body as any).token).not.toBe((first.body as any).token);
+    expect(await recordsOf(key)).toEqual([]);
+  });
+
   it('a bodiless POST counts as {}: an empty body and "{}" are the same request', async () => {
     const customerId = await addCustomer(tenant);
     const key = newKey();

@@ -76,7 +76,11 @@ export async function adminRoutes(fastify: FastifyInstance) {
 
   app.post(
     '/tokens',
-    { schema: { tags, body: CreateTokenBodySchema, response: { 201: CreateTokenResponseSchema, ...ErrorResponses } } },
+    {
+      // The answer shows the token, which is stored only as a hash: never kept for a replay.
+      config: { idempotentReplay: false },
+      schema: { tags, body: CreateTokenBodySchema, response: { 201: CreateTokenResponseSchema, ...ErrorResponses } },
+    },
     async (request, reply) => {
       const { expiresAt, ...rest } = request.body;
       const token = await withTransaction(db, (tx) =>
