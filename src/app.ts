@@ -18,6 +18,7 @@ import { healthRoutes } from './modules/health/routes.js';
 import { licenseFileRoutes, licenseFilesPlugin, signingKeyAdminRoutes } from './modules/license-files/routes.js';
 import { licenseRoutes } from './modules/licenses/routes.js';
 import { sessionRoutes } from './modules/sessions/routes.js';
+import { webhookAdminRoutes } from './modules/webhooks/admin-routes.js';
 import { webhookOutboxPlugin } from './modules/webhooks/outbox.js';
 
 declare module 'fastify' {
@@ -100,6 +101,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         adminApi.addHook('onRoute', documentSecurity('adminToken'));
         await adminApi.register(adminTokenAuth);
         await adminApi.register(adminRoutes);
+        await adminApi.register(webhookAdminRoutes);
         await adminApi.register(signingKeyAdminRoutes);
       },
       { prefix: '/admin' },

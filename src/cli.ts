@@ -10,6 +10,7 @@ import { createAccount, listAccounts } from './modules/admin/accounts.js';
 import { createProduct, listProducts, updateProduct } from './modules/admin/products.js';
 import { createAccessToken, listAccessTokens, revokeAccessToken } from './modules/admin/tokens.js';
 import { SigningKeys } from './modules/license-files/signing-keys.js';
+import { checkNewWebhook, createWebhook, deleteWebhook, listWebhooks } from './modules/webhooks/admin.js';
 import { serve } from './server.js';
 
 const USAGE = `Usage: keymint-server <command> [options]
@@ -25,6 +26,9 @@ Commands:
   tokens create --name NAME [--account ID] [--scopes a,b] [--products ID,ID] [--expires-at ISO]
   tokens list [--account ID]
   tokens revoke ID
+  webhooks create --url URL [--events a,b] [--account ID]
+  webhooks list [--account ID]
+  webhooks delete ID
   signing-keys rotate                     make a new current key for offline license files
   signing-keys list                       list signing keys (current first; retired ones stay published)
 
@@ -33,7 +37,8 @@ Options:
   --help    show this help
 
 The database is chosen by the environment, as for the server: DATABASE_URL (PostgreSQL)
-or DATA_DIR (embedded, default ./data). signing-keys needs the server's SECRET_KEY when it is set.`;
+or DATA_DIR (embedded, default ./data). signing-keys needs the server's SECRET_KEY when it is set;
+webhooks create refuses private addresses unless WEBHOOKS_ALLOW_PRIVATE=true, as the server does.`;
 
 export class UsageError extends Error {}
 
@@ -146,6 +151,28 @@ async function runAdminCommand(
       await withTransaction(db, (tx) => revokeAccessToken(tx, id));
       return out(`Revoked token ${id}`, { id, revoked: true });
     }
+    case 'webhooks create': {
+      const input = await checkNewWebhook(
+        { url: required(str('url'), '--url'), events: csv(str('events')), accountId: str('account') },
+        config.webhooks.allowPrivate,
+      );
+      const webhook = await withTransaction(db, (tx) => createWebhook(tx, input));
+      return out(
+        `Created webhook ${webhook.id} for ${webhook.url} in account ${webhook.accountId}\n` +
+          `events: ${webhook.events.join(', ')}\n\n` +
+          `${webhook.secret}\n\nThis is the only time the signing secret is shown; store it now.`,
+        webhook,
+      );
+    }
+    case 'webhooks list': {
+      const webhooks = await listWebhooks(db, str('account'));
+      return out(table(webhooks), webhooks);
+    }
+    case 'webhooks delete': {
+      const id = required(positional[0], 'webhook ID');
+      await withTransaction(db, (tx) => deleteWebhook(tx, id));
+      return out(`Deleted webhook ${id}`, { id, deleted: true });
+    }
     case 'signing-keys rotate': {
       const keys = new SigningKeys(db, config.secretKey);
       // The server's start-up check: never rotate to a plain key beside encrypted ones.
@@ -177,6 +204,8 @@ const parseCliArgs = (argv: string[]) =>
       scopes: { type: 'string' },
       products: { type: 'string' },
       'expires-at': { type: 'string' },
+      url: { type: 'string' },
+      events: { type: 'string' },
     },
   });
 
@@ -205,7 +234,7 @@ export async function runCli(argv: string[], stdout = process.stdout, stderr = p
       await serve(config);
       return -1; // keeps running
     }
-    if (!['migrate', 'accounts', 'products', 'tokens', 'signing-keys'].includes(command)) {
+    if (!['migrate', 'accounts', 'products', 'tokens', 'webhooks', 'signing-keys'].includes(command)) {
       throw new UsageError(`Unknown command: ${command}`);
     }
     database = await openDatabase(config);

@@ -2,7 +2,7 @@ import { type Static, Type } from '@sinclair/typebox';
 import { Id, IsoDateInputSchema, NameSchema, Timestamp } from '../../http/schemas.js';
 import { SCOPES } from '../../lib/scopes.js';
 
-const AccountIdInput = Type.String({ minLength: 1, maxLength: 256 });
+export const AccountIdInput = Type.String({ minLength: 1, maxLength: 256 });
 
 export const AccountQuerySchema = Type.Object({ accountId: Type.Optional(AccountIdInput) });
 export const IdParamsSchema = Type.Object({ id: Type.String({ minLength: 1, maxLength: 256 }) });
