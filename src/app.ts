@@ -17,6 +17,7 @@ import { healthRoutes } from './modules/health/routes.js';
 import { licenseFileRoutes, licenseFilesPlugin, signingKeyAdminRoutes } from './modules/license-files/routes.js';
 import { licenseRoutes } from './modules/licenses/routes.js';
 import { sessionRoutes } from './modules/sessions/routes.js';
+import { webhookDeliveryPlugin } from './modules/webhooks/worker.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -77,6 +78,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   });
   await app.register(openApiPlugin, { metricsToken: Boolean(config.metricsToken) });
   await app.register(metricsPlugin, { token: config.metricsToken });
+  await app.register(webhookDeliveryPlugin); // the delivery worker (WEBHOOKS_WORKER) and app.webhookWorker.wake()
 
   await app.register(healthRoutes);
   await app.register(licenseFilesPlugin); // signing keys and their start-up check; GET /.well-known/jwks.json (no auth)
