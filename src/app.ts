@@ -20,6 +20,7 @@ import { licenseRoutes } from './modules/licenses/routes.js';
 import { sessionRoutes } from './modules/sessions/routes.js';
 import { webhookAdminRoutes } from './modules/webhooks/admin-routes.js';
 import { webhookOutboxPlugin } from './modules/webhooks/outbox.js';
+import { webhookDeliveryPlugin } from './modules/webhooks/worker.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -83,6 +84,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   await app.register(idempotencyPlugin);
 
   await app.register(webhookOutboxPlugin);
+  await app.register(webhookDeliveryPlugin); // the delivery worker (WEBHOOKS_WORKER) and app.webhookWorker.wake()
 
   await app.register(healthRoutes);
   await app.register(licenseFilesPlugin); // signing keys and their start-up check; GET /.well-known/jwks.json (no auth)

@@ -50,6 +50,8 @@ export const EnvSchema = Type.Object({
   WEBHOOKS_ALLOW_PRIVATE: Flag('WEBHOOKS_ALLOW_PRIVATE', false),
   // The first retry's delay (then doubling, capped at 1 h). Lowered by tests and the benchmark.
   WEBHOOKS_RETRY_BASE_MS: Integer('WEBHOOKS_RETRY_BASE_MS', { minimum: 1, maximum: 3_600_000, default: 30_000 }),
+  // An attempt without a 2xx answer in this time failed (the contract's 10 s). Lowered by tests.
+  WEBHOOKS_TIMEOUT_MS: Integer('WEBHOOKS_TIMEOUT_MS', { minimum: 100, maximum: 600_000, default: 10_000 }),
 });
 
 export interface Config {
@@ -90,10 +92,9 @@ export interface WebhookSettings {
   batchSize: number;
 }
 
-export const WEBHOOK_DEFAULTS: Omit<WebhookSettings, 'worker' | 'allowPrivate' | 'retryBaseMs'> = {
+export const WEBHOOK_DEFAULTS: Omit<WebhookSettings, 'worker' | 'allowPrivate' | 'retryBaseMs' | 'timeoutMs'> = {
   retryMaxMs: 60 * 60_000,
   retryWindowMs: 24 * 60 * 60_000,
-  timeoutMs: 10_000,
   pollIntervalMs: 1000,
   batchSize: 50,
 };
@@ -180,6 +181,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
       worker: flag(env.WEBHOOKS_WORKER),
       allowPrivate: flag(env.WEBHOOKS_ALLOW_PRIVATE),
       retryBaseMs: Number(env.WEBHOOKS_RETRY_BASE_MS),
+      timeoutMs: Number(env.WEBHOOKS_TIMEOUT_MS),
     },
   };
 }

@@ -19,6 +19,10 @@ const INVALID: Record<string, string[]> = {
   METRICS_TOKEN: ['too-short'],
   BODY_LIMIT: ['1023', '1MiB', '104857601'],
   DB_POOL_SIZE: ['0', '1001', 'ten'],
+  WEBHOOKS_WORKER: ['yes', 'on'],
+  WEBHOOKS_ALLOW_PRIVATE: ['yes', 'TRUE'],
+  WEBHOOKS_RETRY_BASE_MS: ['0', 'soon', '3600001'],
+  WEBHOOKS_TIMEOUT_MS: ['99', '10s', '600001'],
 };
 /** Variables for which any non-empty value is acceptable (an empty one means "unset"). */
 const FREE_FORM = ['HOST', 'DATA_DIR'];
@@ -41,6 +45,16 @@ describe('loadConfig', () => {
       metricsToken: undefined,
       bodyLimit: 1024 * 1024,
       dbPoolSize: 10,
+      webhooks: {
+        worker: true,
+        allowPrivate: false,
+        retryBaseMs: 30_000,
+        retryMaxMs: 3_600_000,
+        retryWindowMs: 86_400_000,
+        timeoutMs: 10_000,
+        pollIntervalMs: 1000,
+        batchSize: 50,
+      },
     });
   });
 
@@ -60,6 +74,10 @@ describe('loadConfig', () => {
       METRICS_TOKEN: 'metrics-token-0123456789',
       BODY_LIMIT: '2048',
       DB_POOL_SIZE: '25',
+      WEBHOOKS_WORKER: '0',
+      WEBHOOKS_ALLOW_PRIVATE: '1',
+      WEBHOOKS_RETRY_BASE_MS: '500',
+      WEBHOOKS_TIMEOUT_MS: '2500',
     });
     expect(config).toEqual({
       port: 8080,
@@ -76,6 +94,16 @@ describe('loadConfig', () => {
       metricsToken: 'metrics-token-0123456789',
       bodyLimit: 2048,
       dbPoolSize: 25,
+      webhooks: {
+        worker: false,
+        allowPrivate: true,
+        retryBaseMs: 500,
+        retryMaxMs: 3_600_000,
+        retryWindowMs: 86_400_000,
+        timeoutMs: 2500,
+        pollIntervalMs: 1000,
+        batchSize: 50,
+      },
     });
   });
 

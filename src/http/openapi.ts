@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import swagger from '@fastify/swagger';
 import scalar from '@scalar/fastify-api-reference';
 import type { FastifyInstance, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
+import { serverVersion } from '../lib/version.js';
 import { IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_METHODS, IDEMPOTENT_REPLAYED_HEADER } from './idempotency.js';
 import { EMPTY_AS_OMITTED } from './validation.js';
 
@@ -99,10 +99,6 @@ function documentIdempotency(schema: JsonObject, methods: string[]): JsonObject 
   return documented;
 }
 
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-  version: string;
-};
-
 /**
  * An onRoute hook for an authenticated plugin context: every route registered there is
  * documented with that context's bearer scheme, unless the route names its own.
@@ -125,7 +121,7 @@ export const openApiPlugin = fp<OpenApiPluginOptions>(
         openapi: '3.1.0',
         info: {
           title: 'keymint-server',
-          version,
+          version: serverVersion,
           description:
             'Self-hosted license-key server speaking the KeyMint API. Errors are `{"message", "code"}`; ' +
             'every endpoint is rate limited per token (per IP without one) and answers 429 with `Retry-After`.',

@@ -3,20 +3,9 @@ import { type AppError, Errors } from '../../src/lib/errors.js';
 import { recordActivation, recordActivationRefusal, recordKeysCreated } from '../../src/modules/licenses/metrics.js';
 import { createTestApp, type TestApp, useTestApp } from '../helpers/app.js';
 import { admin, client, createTenant, ERRORS, expectError } from '../helpers/fixtures.js';
+import { sample } from '../helpers/metrics.js';
 
 const METRICS_TOKEN = 'metrics-token-0123456789abcdef';
-
-/** The value of one sample in the text exposition format; 0 when the series does not exist yet. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number {
-  const wanted = Object.entries(labels).map(([key, value]) => `${key}="${value}"`);
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const present = (match[2] ?? '').split(',').filter(Boolean);
-    if (wanted.every((label) => present.includes(label)) && present.length === wanted.length) return Number(match[3]);
-  }
-  return 0;
-}
 
 describe('GET /metrics without METRICS_TOKEN', () => {
   let t: TestApp;

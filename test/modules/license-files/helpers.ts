@@ -1,13 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, type JSONWebKeySet, jwtVerify } from 'jose';
 import { expect } from 'vitest';
-import { createFreshDatabase } from '../../../scripts/server-process.js';
 import { buildApp } from '../../../src/app.js';
-import { type Database, openPostgres } from '../../../src/db/client.js';
-import { migratePostgresDatabase } from '../../../src/db/migrate.js';
+import type { Database } from '../../../src/db/client.js';
 import { signingKeys } from '../../../src/db/schema/index.js';
-import { openTestDatabase, testConfig, usingPostgres } from '../../helpers/app.js';
+import { testConfig } from '../../helpers/app.js';
 import { client, type Tenant } from '../../helpers/fixtures.js';
+
+// This folder's tests take their helpers from here.
+export { openIsolatedDatabase } from '../../helpers/app.js';
 
 export const JWKS_PATH = '/.well-known/jwks.json';
 export const KID = /^[A-Za-z0-9_-]{43}$/;
@@ -39,26 +40,6 @@ export async function verifyWithApp(app: FastifyInstance, token: string) {
 export const decode = (token: string) => ({ header: decodeProtectedHeader(token), payload: decodeJwt(token) });
 
 export const signingKeyRows = (database: Database) => database.db.select().from(signingKeys);
-
-/**
- * A database of the test's own, for tests that rotate keys or set SECRET_KEY: signing keys are
- * server-wide, and on PostgreSQL every test file otherwise shares one database. PGlite: a fresh
- * copy of the migrated template; PostgreSQL: a new database, dropped by `close()`.
- */
-export async function openIsolatedDatabase(): Promise<Database & { url?: string }> {
-  if (!usingPostgres) return openTestDatabase();
-  const fresh = await createFreshDatabase();
-  await migratePostgresDatabase(fresh.url);
-  const database = openPostgres({ url: fresh.url, poolSize: 5 });
-  return {
-    ...database,
-    url: fresh.url,
-    async close() {
-      await database.close();
-      await fresh.drop();
-    },
-  };
-}
 
 /** An app (ready) on a given database; closing it leaves the database open. */
 export async function appOn(database: Database, env: Record<string, string> = {}): Promise<FastifyInstance> {
