@@ -12,6 +12,12 @@ import type { FastifyInstance } from 'fastify';
 export interface SweepOptions {
   /** Average time between runs of one process. */
   intervalMs: number;
+  /**
+   * When set, a run that stopped at its bound (maxBatches full batches: rows may be left) is
+   * followed by the next one after this delay instead of a whole interval, so a backlog is
+   * worked off however many rows an interval brings.
+   */
+  catchUpDelayMs?: number;
   batchSize: number;
   maxBatches: number;
 }
@@ -44,7 +50,7 @@ export interface SweepJob {
 }
 
 /** Runs a sweep in this app's process from `onReady` until the app closes. */
-export function startSweep(app: FastifyInstance, options: Pick<SweepOptions, 'intervalMs'>, job: SweepJob): void {
+export function startSweep(app: FastifyInstance, options: SweepOptions, job: SweepJob): void {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let closed = false;
@@ -57,10 +63,12 @@ export function startSweep(app: FastifyInstance, options: Pick<SweepOptions, 'in
   };
 
   const run = () => {
+    let more = false;
     running = job
       .run(() => closed)
       .then(
         (deleted) => {
+          more = deleted >= options.batchSize * options.maxBatches;
           if (deleted > 0) app.log.info({ deleted }, job.deletedMessage);
         },
         (err: unknown) => {
@@ -70,7 +78,8 @@ export function startSweep(app: FastifyInstance, options: Pick<SweepOptions, 'in
       )
       .finally(() => {
         running = undefined;
-        schedule(options.intervalMs * (0.5 + Math.random()));
+        const catchUp = more && options.catchUpDelayMs !== undefined;
+        schedule(catchUp ? options.catchUpDelayMs! : options.intervalMs * (0.5 + Math.random()));
       });
   };
 

@@ -1,10 +1,11 @@
 import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createFreshDatabase, type ServerProcess, startServer } from '../../scripts/server-process.js';
+import { createFreshDatabase, request, type ServerProcess, startServer } from '../../scripts/server-process.js';
 import { type Database, openPostgres } from '../../src/db/client.js';
 import { migratePostgresDatabase } from '../../src/db/migrate.js';
 import { webhookDeliveries } from '../../src/db/schema/index.js';
 import { ADMIN_TOKEN, usingPostgres } from '../helpers/app.js';
+import { provisionTenant } from '../helpers/race.js';
 import {
   deliveryRows,
   isDueNow,
@@ -13,6 +14,7 @@ import {
   seedDeliveries,
   seedWebhook,
   startReceiver,
+  verifySignature,
 } from '../modules/webhooks/helpers.js';
 
 const WAIT = { timeout: 90_000, interval: 100 };
@@ -147,4 +149,35 @@ describe.skipIf(!usingPostgres)('webhook delivery across processes (PostgreSQL)'
       )
       .toEqual([]);
   }, 180_000);
+
+  it('SIGKILL right after a commit: the event written through HTTP is delivered once a process runs again', async () => {
+    // An API-only process commits the change and its outbox rows, and dies before anything is sent.
+    const api = await start({ WEBHOOKS_WORKER: 'false' });
+    const tenant = await provisionTenant(api.url, ADMIN_TOKEN, 'killed after commit');
+    const registered = await request(api.url, 'POST', '/admin/webhooks', ADMIN_TOKEN, {
+      url: `${receiver.url}/after-commit`,
+      events: ['key.created'],
+      accountId: tenant.accountId,
+    });
+    expect(registered.status).toBe(201);
+    const created = await request(api.url, 'POST', '/key', tenant.token, { productId: tenant.productId });
+    expect(created.status).toBe(200);
+    const exited = new Promise((resolve) => api.child.once('exit', resolve));
+    api.child.kill('SIGKILL');
+    await exited;
+    expect(receiver.to('/after-commit')).toHaveLength(0);
+
+    await start();
+    await expect.poll(() => receiver.to('/after-commit').length, WAIT).toBe(1);
+    const [arrived] = receiver.to('/after-commit');
+    const body = JSON.parse(arrived!.body.toString('utf8'));
+    expect(body).toMatchObject({ type: 'key.created', data: { license: { key: created.body.key } } });
+    expect(
+      verifySignature(
+        registered.body.secret,
+        String(arrived!.headers['keymint-signature']),
+        arrived!.body.toString('utf8'),
+      ),
+    ).toBe(true);
+  }, 120_000);
 });

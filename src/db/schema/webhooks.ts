@@ -72,6 +72,8 @@ export const webhookDeliveries = pgTable(
   (t) => [
     // The worker's claim: due pending deliveries, oldest due first.
     index('webhook_deliveries_due').on(t.nextAttemptAt).where(sql`${t.status} = 'pending'`),
+    // The backlog gauge counts failed deliveries on every scrape.
+    index('webhook_deliveries_failed').on(t.createdAt).where(sql`${t.status} = 'failed'`),
     // The delivery log of a webhook, newest first.
     index('webhook_deliveries_webhook_created').on(t.webhookId, t.createdAt, t.id),
     index('webhook_deliveries_event').on(t.eventId),
