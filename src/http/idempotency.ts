@@ -69,7 +69,9 @@ function fingerprintOf(request: FastifyRequest): string {
  *
  * Known limitation: the handler's transaction commits before onSend stores the answer. A
  * process that dies exactly between the two leaves an in-flight record: retries get 409 until
- * it is 5 minutes old, then the first retry takes it over and runs the request again.
+ * it is 5 minutes old, then the first retry takes it over and runs the request again. An
+ * endpoint may close that gap by storing its answer in its own change (`claim.answered`): the
+ * one-key create-key does, in the statement that inserts the key.
  *
  * The plain path (no header) costs one header lookup. Records live in the database, so every
  * server process sees the same ones; expired records are pruned by every process.
@@ -178,6 +180,10 @@ export const idempotencyPlugin = fp(
       const claim = request.idempotencyClaim;
       if (claim === null) return done(null, payload);
       request.idempotencyClaim = null;
+      // Stored with the change, atomically: a later failure (even a 5xx) must not drop it.
+      if (claim.answered !== undefined && (claim.answered === payload || reply.statusCode >= 500)) {
+        return done(null, payload);
+      }
       settle(request, reply, claim, payload).then(() => done(null, payload));
     });
 

@@ -589,15 +589,40 @@ describe('server errors are not stored', () => {
         when (new.key = '${key}') execute function ${fn}()`),
     );
     try {
-      const before = await stored.keyCount(tenant.accountId);
-      const response = await call('POST', '/key', { key, body: { productId: tenant.productId } });
-      expect(response.status).toBe(200);
-      expect(await stored.keyCount(tenant.accountId)).toBe(before + 1);
+      const before = await stored.customerCount(tenant.accountId);
+      const response = await call('POST', '/customer', { key, body: { name: 'Stored later' } });
+      expect(response.status).toBe(201);
+      expect(await stored.customerCount(tenant.accountId)).toBe(before + 1);
       expect(await recordsOf(key)).toMatchObject([{ responseStatus: null }]);
-      expectError(await call('POST', '/key', { key, body: { productId: tenant.productId } }), IN_PROGRESS);
+      expectError(await call('POST', '/customer', { key, body: { name: 'Stored later' } }), IN_PROGRESS);
     } finally {
       await t.database.db.execute(sql.raw(`drop trigger ${trigger}_store on idempotency_keys`));
     }
+  });
+
+  it('one-key create-key stores its answer in the statement of the key: a failing store creates no key', async () => {
+    const key = newKey();
+    await t.database.db.execute(
+      sql.raw(`create or replace function ${fn}() returns trigger language plpgsql as $$
+        begin raise exception 'test fault'; end $$`),
+    );
+    await t.database.db.execute(
+      sql.raw(`create trigger ${trigger}_store before update on idempotency_keys for each row
+        when (new.key = '${key}') execute function ${fn}()`),
+    );
+    const before = await stored.keyCount(tenant.accountId);
+    try {
+      expectError(await call('POST', '/key', { key, body: { productId: tenant.productId } }), ERRORS.serverError);
+      expect(await stored.keyCount(tenant.accountId)).toBe(before);
+      expect(await recordsOf(key)).toEqual([]);
+    } finally {
+      await t.database.db.execute(sql.raw(`drop trigger ${trigger}_store on idempotency_keys`));
+    }
+    const first = await call('POST', '/key', { key, body: { productId: tenant.productId } });
+    expect(first.status).toBe(200);
+    expect(await recordsOf(key)).toMatchObject([{ responseStatus: 200, responseBody: first.raw.body }]);
+    expectReplay(await call('POST', '/key', { key, body: { productId: tenant.productId } }), first);
+    expect(await stored.keyCount(tenant.accountId)).toBe(before + 1);
   });
 });
 

@@ -21,6 +21,12 @@ export interface IdempotencyClaim {
   key: string;
   /** Names this request as the record's holder; a takeover replaces it. */
   lockToken: string;
+  /**
+   * Set by an endpoint that stored its answer on the record itself, in the statement of its
+   * change (the one-key create-key): the answer's exact text. Such a record is settled; the
+   * plugin neither stores it again nor drops it.
+   */
+  answered?: string;
 }
 
 export interface ExistingRecord {

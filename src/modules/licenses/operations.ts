@@ -45,18 +45,33 @@ export function licenseOperations(app: FastifyInstance) {
     summary: 'Create license keys',
     input: CreateKeyBodySchema,
     response: CreateKeyResponseSchema,
-    async run(request, body) {
+    async run(request, body, reply) {
       const creation = planKeyCreation(request.auth, body);
-      const single = await createSingleLicenseKey(db, creation, app.webhookOutbox.settings);
+      const answerOf = (keys: string[]) => ({
+        code: 0 as const,
+        key: keys[0]!,
+        keys: body.amountKeys === undefined ? undefined : keys,
+      });
+      // With an Idempotency-Key, the one-statement path stores its answer on the record in that
+      // same statement: atomic with the key, and one round trip fewer.
+      const claim = request.idempotencyClaim;
+      let rendered: string | undefined;
+      const answer = claim && {
+        ...claim,
+        render: (key: string) => {
+          // The route's own serializer (200), so the stored text is the text sent.
+          const text = String(reply.serialize(answerOf([key])));
+          rendered = text;
+          return text;
+        },
+      };
+      const single = await createSingleLicenseKey(db, creation, app.webhookOutbox.settings, answer ?? undefined);
       if (single && single.deliveries > 0) app.webhookOutbox.deliveriesCommitted();
+      if (claim && single?.answered) claim.answered = rendered;
       const created =
         single ?? (await app.commitChange(request.auth.accountId, (tx) => createLicenseKeys(tx, creation)));
       recordKeysCreated(created.keys.length);
-      return {
-        code: 0 as const,
-        key: created.keys[0]!,
-        keys: body.amountKeys === undefined ? undefined : created.keys,
-      };
+      return answerOf(created.keys);
     },
   });
 

@@ -4,6 +4,7 @@ import { executePrepared, preparedOnce } from '../../db/prepared.js';
 import {
   customers,
   devices,
+  idempotencyKeys,
   type LicenseKey,
   licenseKeys,
   products,
@@ -172,12 +173,29 @@ const singleKeyInsert = preparedOnce((db) => {
       )
       .returning({ id: webhookDeliveries.id }),
   );
+  // The request's idempotency record gets its answer in this statement too, when it has one
+  // (the placeholders are null otherwise and the update matches no row).
+  const answered = db.$with('idempotent_answer').as(
+    db
+      .update(idempotencyKeys)
+      .set({ responseStatus: 200, responseBody: sql`${param('answer', 'text')}` })
+      .where(
+        and(
+          eq(idempotencyKeys.scope, sql.placeholder('claimScope')),
+          eq(idempotencyKeys.key, sql.placeholder('claimKey')),
+          eq(idempotencyKeys.lockToken, sql.placeholder('claimLockToken')),
+          sql`exists (select 1 from ${created})`,
+        ),
+      )
+      .returning({ scope: idempotencyKeys.scope }),
+  );
   return db
-    .with(created, hooks, event, deliveries)
+    .with(created, hooks, event, deliveries, answered)
     .select({
       id: created.id,
       key: created.key,
       deliveries: sql<number>`(select count(*)::int from ${deliveries})`,
+      answered: sql<boolean>`exists (select 1 from ${answered})`,
     })
     .from(created)
     .prepare('insert_single_license_key');
@@ -191,6 +209,14 @@ export interface SingleKeyOutbox {
   deliveryExpiresAt: Date;
 }
 
+/** The request's idempotency record, and the answer (its exact text) for a key value. */
+export interface SingleKeyAnswer {
+  scope: string;
+  key: string;
+  lockToken: string;
+  render(key: string): string;
+}
+
 /** The single-statement insert; undefined when it inserted nothing (see above). */
 export async function tryInsertSingleKey(
   db: Db,
@@ -198,7 +224,8 @@ export async function tryInsertSingleKey(
   customerId: string | null,
   format: KeyFormat,
   outbox: SingleKeyOutbox,
-): Promise<{ id: string; key: string; deliveries: number } | undefined> {
+  answer?: SingleKeyAnswer,
+): Promise<{ id: string; key: string; deliveries: number; answered: boolean } | undefined> {
   const now = (settings.createdAt ?? new Date()).toISOString();
   const id = newId();
   const key = generateLicenseKey(format);
@@ -222,6 +249,10 @@ export async function tryInsertSingleKey(
       eventId,
       payload: outbox.render(id, key, eventId),
       deliveryExpiresAt: outbox.deliveryExpiresAt.toISOString(),
+      claimScope: answer?.scope ?? null,
+      claimKey: answer?.key ?? null,
+      claimLockToken: answer?.lockToken ?? null,
+      answer: answer ? answer.render(key) : null,
     });
     return row;
   } catch (err) {

@@ -28,6 +28,7 @@ import {
   listDevices,
   lockLicenseKey,
   type NewKeySettings,
+  type SingleKeyAnswer,
   tryInsertSingleKey,
   updateLicenseKeyRow,
 } from './queries.js';
@@ -114,7 +115,8 @@ export async function createSingleLicenseKey(
   db: Db,
   creation: KeyCreation,
   outbox: OutboxSettings,
-): Promise<(Outcome<{ keys: string[] }> & { deliveries: number }) | undefined> {
+  answer?: SingleKeyAnswer,
+): Promise<(Outcome<{ keys: string[] }> & { deliveries: number; answered: boolean }) | undefined> {
   const { auth, body, amount, settings } = creation;
   if (amount !== 1 || body.newCustomer !== undefined || !canSeeProduct(auth, body.productId)) return undefined;
   const customerId = body.customerId ?? null;
@@ -140,12 +142,19 @@ export async function createSingleLicenseKey(
     };
     return renderEvent(eventId, 'key.created', createdAt, { license: licensePayload(row, 0, createdAt.getTime()) });
   };
-  const row = await tryInsertSingleKey(db, settings, customerId, creation.format, {
-    render,
-    deliveryExpiresAt: new Date(createdAt.getTime() + outbox.retryWindowMs),
-  });
+  const row = await tryInsertSingleKey(
+    db,
+    settings,
+    customerId,
+    creation.format,
+    {
+      render,
+      deliveryExpiresAt: new Date(createdAt.getTime() + outbox.retryWindowMs),
+    },
+    answer,
+  );
   // Written by the statement itself: the events are not the unit of work's to write.
-  return row ? { keys: [row.key], events: [], deliveries: row.deliveries } : undefined;
+  return row ? { keys: [row.key], events: [], deliveries: row.deliveries, answered: row.answered } : undefined;
 }
 
 /** Creates the keys, and the new customer when asked, in the caller's transaction. */
