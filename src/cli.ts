@@ -11,7 +11,6 @@ import { createProduct, listProducts, updateProduct } from './modules/admin/prod
 import { createAccessToken, listAccessTokens, revokeAccessToken } from './modules/admin/tokens.js';
 import { SigningKeys } from './modules/license-files/signing-keys.js';
 import { checkNewWebhook, createWebhook, deleteWebhook, listWebhooks } from './modules/webhooks/admin.js';
-import { serve } from './server.js';
 
 const USAGE = `Usage: keymint-server <command> [options]
 
@@ -231,6 +230,8 @@ export async function runCli(argv: string[], stdout = process.stdout, stderr = p
   try {
     const config = loadConfig();
     if (command === 'serve') {
+      // Loaded only to serve: the admin commands start without the HTTP stack.
+      const { serve } = await import('./server.js');
       await serve(config);
       return -1; // keeps running
     }
