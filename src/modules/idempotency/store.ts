@@ -1,4 +1,4 @@
-import { and, eq, lte, sql } from 'drizzle-orm';
+import { and, eq, lte, type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { preparedOnce } from '../../db/prepared.js';
 import { idempotencyKeys } from '../../db/schema/index.js';
@@ -104,16 +104,45 @@ export async function findIdempotencyRecord(db: Db, scope: string, key: string):
   return { fingerprint: row.fingerprint, response };
 }
 
-const ours = () =>
-  and(eq(t.scope, placeholder('scope')), eq(t.key, placeholder('key')), eq(t.lockToken, placeholder('lockToken')));
+/** Placeholder names of `answerUpdate`: a statement that embeds it may have its own `key`. */
+export interface AnswerPlaceholders {
+  scope: string;
+  key: string;
+  lockToken: string;
+  status: string;
+  body: string;
+}
 
-const storeResponse = preparedOnce((db) =>
+const ANSWER_PLACEHOLDERS: AnswerPlaceholders = {
+  scope: 'scope',
+  key: 'key',
+  lockToken: 'lockToken',
+  status: 'status',
+  body: 'body',
+};
+
+const ours = (names: Pick<AnswerPlaceholders, 'scope' | 'key' | 'lockToken'> = ANSWER_PLACEHOLDERS) =>
+  and(
+    eq(t.scope, placeholder(names.scope)),
+    eq(t.key, placeholder(names.key)),
+    eq(t.lockToken, placeholder(names.lockToken)),
+  );
+
+/**
+ * The update that stores an answer on the record, only while the request still holds it (its
+ * lock token); `when` narrows it further. Run alone after the change, or embedded in the
+ * change's own statement (the one-key create-key).
+ */
+export const answerUpdate = (db: Db, names: AnswerPlaceholders = ANSWER_PLACEHOLDERS, when?: SQL) =>
   db
     .update(t)
-    .set({ responseStatus: sql`${placeholder('status')}`, responseBody: sql`${placeholder('body')}` })
-    .where(ours())
-    .prepare('store_idempotent_response'),
-);
+    .set({
+      responseStatus: sql`cast(${placeholder(names.status)} as integer)`,
+      responseBody: sql`${placeholder(names.body)}`,
+    })
+    .where(and(ours(names), when));
+
+const storeResponse = preparedOnce((db) => answerUpdate(db).prepare('store_idempotent_response'));
 
 /**
  * Stores the answer on the record, only while this request still holds it: a request that ran

@@ -16,6 +16,7 @@ import { pgErrorCode } from '../../lib/errors.js';
 import { newId } from '../../lib/ids.js';
 import { generateLicenseKey, type KeyFormat } from '../../lib/key-format.js';
 import { type AuthContext, canSeeProduct } from '../../lib/scopes.js';
+import { answerUpdate } from '../idempotency/store.js';
 
 /** Data access of license keys and their devices. */
 
@@ -175,20 +176,15 @@ const singleKeyInsert = preparedOnce((db) => {
   );
   // The request's idempotency record gets its answer in this statement too, when it has one
   // (the placeholders are null otherwise and the update matches no row).
-  const answered = db.$with('idempotent_answer').as(
-    db
-      .update(idempotencyKeys)
-      .set({ responseStatus: 200, responseBody: sql`${param('answer', 'text')}` })
-      .where(
-        and(
-          eq(idempotencyKeys.scope, sql.placeholder('claimScope')),
-          eq(idempotencyKeys.key, sql.placeholder('claimKey')),
-          eq(idempotencyKeys.lockToken, sql.placeholder('claimLockToken')),
-          sql`exists (select 1 from ${created})`,
-        ),
-      )
-      .returning({ scope: idempotencyKeys.scope }),
-  );
+  const answered = db
+    .$with('idempotent_answer')
+    .as(
+      answerUpdate(
+        db,
+        { scope: 'claimScope', key: 'claimKey', lockToken: 'claimLockToken', status: 'answerStatus', body: 'answer' },
+        sql`exists (select 1 from ${created})`,
+      ).returning({ scope: idempotencyKeys.scope }),
+    );
   return db
     .with(created, hooks, event, deliveries, answered)
     .select({
@@ -252,6 +248,7 @@ export async function tryInsertSingleKey(
       claimScope: answer?.scope ?? null,
       claimKey: answer?.key ?? null,
       claimLockToken: answer?.lockToken ?? null,
+      answerStatus: 200,
       answer: answer ? answer.render(key) : null,
     });
     return row;

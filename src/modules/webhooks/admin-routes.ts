@@ -8,7 +8,6 @@ import {
   checkNewWebhookUrl,
   createWebhook,
   deleteWebhook,
-  isWebhookUrlSyntax,
   listDeliveries,
   listWebhooks,
   retryDelivery,
@@ -22,6 +21,7 @@ import {
   WebhookIdParamsSchema,
   WebhookListResponseSchema,
 } from './schemas.js';
+import { isWebhookUrlSyntax } from './url-guard.js';
 
 const tags = ['Webhooks'];
 const DEFAULT_PAGE_SIZE = 10;
@@ -37,12 +37,15 @@ export async function webhookAdminRoutes(fastify: FastifyInstance) {
    * Whether the URL's host is public takes a DNS lookup, which the schema cannot do. Judged
    * before the schema, a refused URL is reported ahead of the fields after it (docs/api.md,
    * "Order of checks"); only a URL of the right shape is looked at, so a missing or malformed
-   * one is left to the schema. The handler's checkNewWebhook judges it again (the service's
-   * check, shared with the CLI).
+   * one is left to the schema. The URL accepted here is handed to the handler's checkNewWebhook
+   * (the service's check, shared with the CLI), which then does not resolve it again.
    */
+  const acceptedUrls = new WeakMap<FastifyRequest, string>();
   const urlBeforeOtherFields = async (request: FastifyRequest) => {
     const url = (request.body as { url?: unknown } | null | undefined)?.url;
-    if (typeof url === 'string' && isWebhookUrlSyntax(url)) await checkNewWebhookUrl(url, allowPrivate);
+    if (typeof url !== 'string' || !isWebhookUrlSyntax(url)) return;
+    await checkNewWebhookUrl(url, allowPrivate);
+    acceptedUrls.set(request, url);
   };
 
   app.post(
@@ -57,7 +60,7 @@ export async function webhookAdminRoutes(fastify: FastifyInstance) {
       },
     },
     async (request, reply) => {
-      const input = await checkNewWebhook(request.body, allowPrivate);
+      const input = await checkNewWebhook(request.body, allowPrivate, acceptedUrls.get(request));
       const webhook = await withTransaction(db, (tx) => createWebhook(tx, input));
       return reply.status(201).send({
         code: 0 as const,

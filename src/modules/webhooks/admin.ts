@@ -13,28 +13,9 @@ import { newId } from '../../lib/ids.js';
 import { resolveAccountId } from '../admin/accounts.js';
 import type { DeliveryView, WebhookView } from './schemas.js';
 import { newWebhookSecret } from './signature.js';
-import { checkWebhookUrl, MAX_WEBHOOK_URL_LENGTH } from './url-guard.js';
+import { checkWebhookUrl } from './url-guard.js';
 
 /** Webhook endpoints and their delivery log: shared by the admin API and the CLI. */
-
-function hasSpaceControlOrBackslash(raw: string): boolean {
-  for (let i = 0; i < raw.length; i++) {
-    const char = raw.charCodeAt(i);
-    if (char <= 0x20 || char === 0x7f || char === 0x5c) return true;
-  }
-  return false;
-}
-
-/**
- * The shape of a webhook URL, decidable without the network: `http://` or `https://` and a
- * host, at most 2048 chars, nothing the URL parser would silently strip or rewrite (spaces,
- * control characters, backslashes) and nothing PostgreSQL cannot store.
- */
-export function isWebhookUrlSyntax(raw: string): boolean {
-  if (raw.length > MAX_WEBHOOK_URL_LENGTH || !raw.isWellFormed() || hasSpaceControlOrBackslash(raw)) return false;
-  if (!/^https?:\/\//i.test(raw) || !URL.canParse(raw)) return false;
-  return new URL(raw).hostname !== '';
-}
 
 /**
  * The registration check of a URL (docs/api.md, "Registering webhooks"): its shape, then its host, which
@@ -42,7 +23,7 @@ export function isWebhookUrlSyntax(raw: string): boolean {
  * network, so it runs before the transaction opens. Refused -> 400/1 `Invalid url`.
  */
 export async function checkNewWebhookUrl(raw: string, allowPrivate: boolean): Promise<void> {
-  if (!isWebhookUrlSyntax(raw) || !(await checkWebhookUrl(raw, allowPrivate))) throw Errors.invalidField('url');
+  if (!(await checkWebhookUrl(raw, allowPrivate))) throw Errors.invalidField('url');
 }
 
 /** The event types to send: all by default; duplicates dropped, in the contract's order. */
@@ -70,8 +51,13 @@ export interface CheckedWebhook {
 }
 
 /** Checks a new webhook's fields in the order of the field table: url, then events. */
-export async function checkNewWebhook(input: NewWebhookInput, allowPrivate: boolean): Promise<CheckedWebhook> {
-  await checkNewWebhookUrl(input.url, allowPrivate);
+export async function checkNewWebhook(
+  input: NewWebhookInput,
+  allowPrivate: boolean,
+  /** A URL this request's checkNewWebhookUrl already accepted (no second DNS lookup). */
+  acceptedUrl?: string,
+): Promise<CheckedWebhook> {
+  if (input.url !== acceptedUrl) await checkNewWebhookUrl(input.url, allowPrivate);
   const events = webhookEventTypes(input.events);
   return { url: input.url, events, accountId: input.accountId } as CheckedWebhook;
 }

@@ -2,7 +2,7 @@ import { FormatRegistry, type Static, Type } from '@sinclair/typebox';
 import { Id, Timestamp } from '../../http/schemas.js';
 import { WEBHOOK_EVENT_TYPES } from '../../lib/events.js';
 import { AccountIdInput } from '../admin/schemas.js';
-import { isWebhookUrlSyntax } from './admin.js';
+import { isWebhookUrlSyntax } from './url-guard.js';
 
 FormatRegistry.Set('webhook-url', isWebhookUrlSyntax);
 

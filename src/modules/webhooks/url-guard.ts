@@ -52,23 +52,41 @@ function ipLiteral(url: URL): string | undefined {
   return isIP(host) === 0 ? undefined : host;
 }
 
+function hasSpaceControlOrBackslash(raw: string): boolean {
+  for (let i = 0; i < raw.length; i++) {
+    const char = raw.charCodeAt(i);
+    if (char <= 0x20 || char === 0x7f || char === 0x5c) return true;
+  }
+  return false;
+}
+
 /**
- * A webhook URL as registered: absolute http(s), at most 2048 chars, and — unless private
- * addresses are allowed — every address its host resolves to is public. undefined when refused
- * (an unresolvable host included).
+ * The shape of a webhook URL, decidable without the network: `http://` or `https://` and a
+ * host, at most 2048 chars, nothing the URL parser would silently strip or rewrite (spaces,
+ * control characters, backslashes) and nothing PostgreSQL cannot store.
  */
-export async function checkWebhookUrl(raw: string, allowPrivate: boolean): Promise<URL | undefined> {
-  if (raw.length > MAX_WEBHOOK_URL_LENGTH || !URL.canParse(raw)) return undefined;
+export function isWebhookUrlSyntax(raw: string): boolean {
+  if (raw.length > MAX_WEBHOOK_URL_LENGTH || !raw.isWellFormed() || hasSpaceControlOrBackslash(raw)) return false;
+  if (!/^https?:\/\//i.test(raw) || !URL.canParse(raw)) return false;
+  return new URL(raw).hostname !== '';
+}
+
+/**
+ * A webhook URL as registered: of the right shape (isWebhookUrlSyntax) and — unless private
+ * addresses are allowed — every address its host resolves to is public. false when refused (an
+ * unresolvable host included).
+ */
+export async function checkWebhookUrl(raw: string, allowPrivate: boolean): Promise<boolean> {
+  if (!isWebhookUrlSyntax(raw)) return false;
+  if (allowPrivate) return true;
   const url = new URL(raw);
-  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') return undefined;
-  if (allowPrivate) return url;
   const literal = ipLiteral(url);
-  if (literal !== undefined) return isNonPublicAddress(literal) ? undefined : url;
+  if (literal !== undefined) return !isNonPublicAddress(literal);
   try {
     const addresses = await lookup(url.hostname, { all: true, verbatim: true });
-    return addresses.length > 0 && addresses.every((entry) => !isNonPublicAddress(entry.address)) ? url : undefined;
+    return addresses.length > 0 && addresses.every((entry) => !isNonPublicAddress(entry.address));
   } catch {
-    return undefined;
+    return false;
   }
 }
 

@@ -1,49 +1,17 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { like } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { request, type ServerProcess, startServer } from '../../../scripts/server-process.js';
 import { openDatabase } from '../../../src/db/open.js';
 import { accounts } from '../../../src/db/schema/index.js';
 import { sha256Hex } from '../../../src/lib/hashing.js';
 import { newId } from '../../../src/lib/ids.js';
 import { usingPostgres } from '../../helpers/app.js';
+import { runCli, useCliDataDir } from '../../helpers/cli.js';
 import { ALL_SCOPES, ERRORS, HEX_ID } from '../../helpers/fixtures.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/keymint-server.js', import.meta.url));
+const cliDatabase = useCliDataDir('keymint-cli-');
 
-// PGlite: one data directory for the whole file (CLI runs are sequential, as the lock requires).
-let root: string;
-let env: Record<string, string>;
-beforeAll(() => {
-  root = mkdtempSync(join(tmpdir(), 'keymint-cli-'));
-  env = usingPostgres ? {} : { DATA_DIR: join(root, 'data') };
-});
-afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      // The PostgreSQL test database holds every test's accounts: lists can be megabytes.
-      { env: { ...process.env, LOG_LEVEL: 'silent', ...env }, timeout: 60_000, maxBuffer: 256 * 1024 * 1024 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const cli = (...args: string[]) => runCli(args, cliDatabase.env);
 
 async function cliJson(...args: string[]) {
   const run = await cli(...args, '--json');
@@ -206,7 +174,11 @@ describe('keymint-server CLI', { timeout: 180_000 }, () => {
 
   it('a long --json list reaches a pipe complete', async () => {
     const open = () =>
-      openDatabase({ databaseUrl: process.env.DATABASE_URL, dataDir: env.DATA_DIR ?? './data', dbPoolSize: 1 });
+      openDatabase({
+        databaseUrl: process.env.DATABASE_URL,
+        dataDir: cliDatabase.env.DATA_DIR ?? './data',
+        dbPoolSize: 1,
+      });
     const marker = `Pipe ${newId()} `;
     let database = await open();
     try {
@@ -255,7 +227,7 @@ describe('keymint-server CLI', { timeout: 180_000 }, () => {
       const doomed = await cliJson('tokens', 'create', '--name', 'doomed', '--account', account.id);
       await cli('tokens', 'revoke', doomed.id);
 
-      server = await startServer(env);
+      server = await startServer(cliDatabase.env);
       const created = await request(server.url, 'POST', '/create-key', token.token, { productId: product.id });
       expect(created.status).toBe(200);
       expect(created.body).toEqual({ code: 0, key: expect.stringMatching(/^[A-Z0-9]{5}(-[A-Z0-9]{5}){3}$/) });

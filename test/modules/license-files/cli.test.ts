@@ -1,23 +1,15 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFreshDatabase, request, startServer } from '../../../scripts/server-process.js';
 import { migratePostgresDatabase } from '../../../src/db/migrate.js';
 import { ADMIN_TOKEN, usingPostgres } from '../../helpers/app.js';
+import { runCli } from '../../helpers/cli.js';
 import { JWKS_PATH, KID } from './helpers.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/keymint-server.js', import.meta.url));
 const SECRET = 'cli-secret-key-0123456789abcdef';
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 // The database of this file: a DATA_DIR of its own (PGlite) or a fresh PostgreSQL database.
 let root: string;
@@ -40,19 +32,8 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-function run(args: string[], extra: Record<string, string> = {}, timeout = 60_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { env: { ...process.env, LOG_LEVEL: 'silent', SECRET_KEY: '', ...env, ...extra }, timeout },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const run = (args: string[], extra: Record<string, string> = {}, timeout = 60_000) =>
+  runCli(args, { SECRET_KEY: '', ...env, ...extra }, timeout);
 
 async function json(args: string[], extra: Record<string, string> = {}) {
   const result = await run([...args, '--json'], extra);

@@ -10,24 +10,11 @@ import {
 import { newId } from '../../../src/lib/ids.js';
 import { ADMIN_TOKEN, createTestApp, type TestApp, useTestApp } from '../../helpers/app.js';
 import { admin, client, createTenant, ERRORS, expectError, HEX_ID, ISO_MS } from '../../helpers/fixtures.js';
+import { ALL_EVENTS } from './helpers.js';
 
 const t = useTestApp();
 const api = () => admin(t.app);
 
-/** The contract's event types, in its order: a webhook made without `events` gets them all. */
-const ALL_EVENTS = [
-  'key.created',
-  'key.activated',
-  'key.deactivated',
-  'key.blocked',
-  'key.unblocked',
-  'key.updated',
-  'customer.created',
-  'customer.updated',
-  'customer.deleted',
-  'customer.disabled',
-  'customer.enabled',
-];
 const SECRET = /^whsec_[A-Za-z0-9_-]{43}$/;
 /** A public address (TEST-NET-3) as an IP literal: accepted without any DNS lookup. */
 const PUBLIC_URL = 'https://203.0.113.7/hooks/keymint';

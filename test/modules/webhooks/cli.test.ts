@@ -1,64 +1,18 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../../../src/db/open.js';
 import { webhooks } from '../../../src/db/schema/index.js';
-import { usingPostgres } from '../../helpers/app.js';
+import { runCli, useCliDataDir } from '../../helpers/cli.js';
 import { HEX_ID, ISO_MS } from '../../helpers/fixtures.js';
+import { ALL_EVENTS } from './helpers.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/keymint-server.js', import.meta.url));
 const SECRET = /^whsec_[A-Za-z0-9_-]{43}$/;
 const PUBLIC_URL = 'https://203.0.113.7/hooks/keymint';
-const ALL_EVENTS = [
-  'key.created',
-  'key.activated',
-  'key.deactivated',
-  'key.blocked',
-  'key.unblocked',
-  'key.updated',
-  'customer.created',
-  'customer.updated',
-  'customer.deleted',
-  'customer.disabled',
-  'customer.enabled',
-];
 
-// PGlite: one data directory for the whole file (CLI runs are sequential, as the lock requires).
-let root: string;
-let env: Record<string, string>;
-beforeAll(() => {
-  root = mkdtempSync(join(tmpdir(), 'keymint-cli-webhooks-'));
-  env = usingPostgres ? {} : { DATA_DIR: join(root, 'data') };
-});
-afterAll(() => rmSync(root, { recursive: true, force: true }));
+const cliDatabase = useCliDataDir('keymint-cli-webhooks-');
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      {
-        env: { ...process.env, LOG_LEVEL: 'silent', WEBHOOKS_ALLOW_PRIVATE: '', ...env, ...extraEnv },
-        timeout: 60_000,
-        maxBuffer: 64 * 1024 * 1024,
-      },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const cli = (args: string[], extraEnv: Record<string, string> = {}) =>
+  runCli(args, { WEBHOOKS_ALLOW_PRIVATE: '', ...cliDatabase.env, ...extraEnv });
 
 async function cliJson(...args: string[]) {
   const run = await cli([...args, '--json']);
@@ -69,7 +23,7 @@ async function cliJson(...args: string[]) {
 async function storedSecret(id: string) {
   const database = await openDatabase({
     databaseUrl: process.env.DATABASE_URL,
-    dataDir: env.DATA_DIR ?? './data',
+    dataDir: cliDatabase.env.DATA_DIR ?? './data',
     dbPoolSize: 1,
   });
   try {

@@ -19,6 +19,24 @@ import { newWebhookSecret } from '../../../src/modules/webhooks/signature.js';
  * after the event).
  */
 
+/**
+ * The contract's event types, in its order (docs/api.md, "Webhooks"), written out here rather
+ * than taken from the source: a webhook made without `events` gets them all.
+ */
+export const ALL_EVENTS = [
+  'key.created',
+  'key.activated',
+  'key.deactivated',
+  'key.blocked',
+  'key.unblocked',
+  'key.updated',
+  'customer.created',
+  'customer.updated',
+  'customer.deleted',
+  'customer.disabled',
+  'customer.enabled',
+];
+
 export interface ReceivedRequest {
   method: string;
   path: string;

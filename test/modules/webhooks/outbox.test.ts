@@ -13,6 +13,7 @@ import {
   getLicense,
   HEX_ID,
   ISO_MS,
+  licenseView,
   type Tenant,
   uniqueEmail,
 } from '../../helpers/fixtures.js';
@@ -80,22 +81,11 @@ const byType = (events: any[]) => [...events].sort((a, b) => (a.type < b.type ? 
 const deliveriesOf = (eventId: string) =>
   testApp.database.db.select().from(webhookDeliveries).where(eq(webhookDeliveries.eventId, eventId));
 
-/** The license object of key events: the v2 License without devices, plus customerId. */
-const licensePayload = (tenant: Tenant, key: string, fields: Record<string, unknown> = {}) => ({
-  id: expect.stringMatching(HEX_ID),
-  key,
-  productId: tenant.productId,
-  customerId: null,
-  maxActivations: null,
-  activations: 0,
-  activated: true,
-  expirationDate: expect.stringMatching(ISO_MS),
-  metadata: null,
-  allowedHosts: null,
-  licenseType: 'node-locked',
-  blocked: false,
-  ...fields,
-});
+/** The license object of key events: the v2 License (as GET /key shows it) without devices, plus customerId. */
+const licensePayload = (tenant: Tenant, key: string, fields: Record<string, unknown> = {}) => {
+  const { devices: _devices, ...license } = licenseView(key, tenant.productId);
+  return { ...license, customerId: null, ...fields };
+};
 
 const event = (type: string, data: Record<string, unknown>) => ({
   id: expect.stringMatching(HEX_ID),
