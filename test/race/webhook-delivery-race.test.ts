@@ -151,6 +151,8 @@ describe.skipIf(!usingPostgres)('webhook delivery across processes (PostgreSQL)'
   }, 180_000);
 
   it('SIGKILL right after a commit: the event written through HTTP is delivered once a process runs again', async () => {
+    // No worker of the earlier tests may be left running: the event must wait for the restart.
+    await Promise.all(running.splice(0).map((server) => server.stop()));
     // An API-only process commits the change and its outbox rows, and dies before anything is sent.
     const api = await start({ WEBHOOKS_WORKER: 'false' });
     const tenant = await provisionTenant(api.url, ADMIN_TOKEN, 'killed after commit');
