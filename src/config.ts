@@ -44,6 +44,15 @@ export const EnvSchema = Type.Object({
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   BODY_LIMIT: Integer('BODY_LIMIT', { minimum: 1024, maximum: 100 * 1024 * 1024, default: 1024 * 1024 }),
   DB_POOL_SIZE: Integer('DB_POOL_SIZE', { minimum: 1, maximum: 1000, default: 10 }),
+  // A request not answered in this time gets 503 (its writes roll back); also the database's
+  // statement and connect timeouts.
+  REQUEST_TIMEOUT_MS: Integer('REQUEST_TIMEOUT_MS', { minimum: 100, maximum: 600_000, default: 10_000 }),
+  // Requests in progress at once (0: no limit); beyond it, 503 at once.
+  MAX_CONCURRENT_REQUESTS: Integer('MAX_CONCURRENT_REQUESTS', { minimum: 0, maximum: 1_000_000, default: 256 }),
+  // Mean event-loop delay above which requests are shed with 503 (0: off).
+  MAX_EVENT_LOOP_DELAY_MS: Integer('MAX_EVENT_LOOP_DELAY_MS', { minimum: 0, maximum: 60_000, default: 1000 }),
+  // SIGTERM: requests in progress get this long to finish before the process exits anyway.
+  SHUTDOWN_TIMEOUT_MS: Integer('SHUTDOWN_TIMEOUT_MS', { minimum: 100, maximum: 600_000, default: 10_000 }),
   // false on API-only replicas: another process delivers the webhooks.
   WEBHOOKS_WORKER: Flag('WEBHOOKS_WORKER', true),
   // true lets webhook URLs resolve to loopback, link-local and private addresses.
@@ -70,6 +79,10 @@ export interface Config {
   metricsToken: string | undefined;
   bodyLimit: number;
   dbPoolSize: number;
+  requestTimeoutMs: number;
+  maxConcurrentRequests: number;
+  maxEventLoopDelayMs: number;
+  shutdownTimeoutMs: number;
   webhooks: WebhookSettings;
 }
 
@@ -176,6 +189,10 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     metricsToken: env.METRICS_TOKEN,
     bodyLimit: Number(env.BODY_LIMIT),
     dbPoolSize: Number(env.DB_POOL_SIZE),
+    requestTimeoutMs: Number(env.REQUEST_TIMEOUT_MS),
+    maxConcurrentRequests: Number(env.MAX_CONCURRENT_REQUESTS),
+    maxEventLoopDelayMs: Number(env.MAX_EVENT_LOOP_DELAY_MS),
+    shutdownTimeoutMs: Number(env.SHUTDOWN_TIMEOUT_MS),
     webhooks: {
       ...WEBHOOK_DEFAULTS,
       worker: flag(env.WEBHOOKS_WORKER),

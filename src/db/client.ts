@@ -30,6 +30,12 @@ export interface Database {
 export interface PostgresOptions {
   url: string;
   poolSize?: number;
+  /**
+   * Bounds every wait on the server (default 10 s): connecting, and each statement
+   * (statement_timeout, lock waits included). A transaction left idle this long (plus 5 s) by a
+   * client that stopped is ended by the server (idle_in_transaction_session_timeout).
+   */
+  timeoutMs?: number;
 }
 
 interface SocketOptions {
@@ -85,13 +91,20 @@ function countedSockets(counter: { open: number }) {
  */
 export function openPostgres(options: PostgresOptions): Database {
   const max = options.poolSize ?? 10;
+  const timeoutMs = options.timeoutMs ?? 10_000;
   const counter = { open: 0 };
   const client = postgres(options.url, {
     max,
     onnotice: () => {},
-    // Timestamps come back as text that JavaScript parses; in a zone other than UTC, PostgreSQL
-    // writes old dates with a local-mean-time offset (+00:19:32) that Date cannot read.
-    connection: { application_name: 'keymint-server', TimeZone: 'UTC' },
+    connect_timeout: Math.ceil(timeoutMs / 1000),
+    connection: {
+      application_name: 'keymint-server',
+      // Timestamps come back as text that JavaScript parses; in a zone other than UTC, PostgreSQL
+      // writes old dates with a local-mean-time offset (+00:19:32) that Date cannot read.
+      TimeZone: 'UTC',
+      statement_timeout: timeoutMs,
+      idle_in_transaction_session_timeout: timeoutMs + 5000,
+    },
     ...({ socket: countedSockets(counter) } as object),
   });
   const db = drizzlePostgres(client, { schema, casing: 'snake_case' }) as unknown as Db;

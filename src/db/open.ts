@@ -7,10 +7,12 @@ import { migratePgliteDatabase, migratePostgresDatabase } from './migrate.js';
  * Opens the configured database and brings its schema up to date: PostgreSQL when
  * DATABASE_URL is set (migrations under an advisory lock), else embedded PGlite in DATA_DIR.
  */
-export async function openDatabase(config: Pick<Config, 'databaseUrl' | 'dataDir' | 'dbPoolSize'>): Promise<Database> {
+export async function openDatabase(
+  config: Pick<Config, 'databaseUrl' | 'dataDir' | 'dbPoolSize'> & Partial<Pick<Config, 'requestTimeoutMs'>>,
+): Promise<Database> {
   if (config.databaseUrl) {
     await migratePostgresDatabase(config.databaseUrl);
-    return openPostgres({ url: config.databaseUrl, poolSize: config.dbPoolSize });
+    return openPostgres({ url: config.databaseUrl, poolSize: config.dbPoolSize, timeoutMs: config.requestTimeoutMs });
   }
   const database = await openPglite({ dataDir: resolve(config.dataDir) });
   try {

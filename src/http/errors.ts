@@ -1,7 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import secureJson from 'secure-json-parse';
-import { AppError, Errors, SERVER_ERROR_BODY } from '../lib/errors.js';
+import { AppError, Errors, isDatabaseUnavailable, SERVER_ERROR_BODY } from '../lib/errors.js';
 
 const JSON_MEDIA_TYPE = /^application\/(?:json|[a-z0-9!#$&^_.+-]+\+json)$/i;
 
@@ -22,6 +22,8 @@ export function toAppError(error: FastifyError | Error): AppError | undefined {
   const code = (error as FastifyError).code;
   const mapped = typeof code === 'string' ? FASTIFY_ERRORS[code] : undefined;
   if (mapped) return mapped();
+  // The database is down, unreachable or too slow: the client may retry (503, nothing written).
+  if (isDatabaseUnavailable(error)) return Errors.serviceUnavailable();
   const status = (error as FastifyError).statusCode;
   // Any other client error Fastify raises (aborted body, bad encoding, ...) is a bad request.
   if (typeof status === 'number' && status >= 400 && status < 500) return Errors.badRequest();
@@ -83,7 +85,12 @@ export const errorsPlugin = fp<ErrorsPluginOptions>(
     app.setErrorHandler((error: FastifyError, request, reply) => {
       const appError = toAppError(error);
       if (appError) {
-        if (appError.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+        if (appError.reason === 'service_unavailable') {
+          // Refusals (load shedding, shutdown, timeouts) are AppErrors and logged where raised.
+          if (!(error instanceof AppError)) request.log.warn({ err: error }, 'database unavailable');
+        } else if (appError.statusCode >= 500) {
+          request.log.error({ err: error }, 'request failed');
+        }
         return sendError(reply, appError);
       }
       request.log.error({ err: error }, 'unexpected error');

@@ -77,6 +77,7 @@ export const metricsPlugin = fp<MetricsPluginOptions>(
     app.get(
       '/metrics',
       {
+        config: { alwaysAdmit: true },
         schema: {
           tags: ['Operations'],
           summary: 'Prometheus metrics (text exposition format)',

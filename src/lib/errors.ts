@@ -41,6 +41,7 @@ export type ErrorReason =
   | 'body_too_large'
   | 'unsupported_media_type'
   | 'rate_limited'
+  | 'service_unavailable'
   | 'server_error';
 
 /**
@@ -111,6 +112,8 @@ export const Errors = {
   unsupportedMediaType: () => new AppError(415, 1, 'Content-Type must be application/json', 'unsupported_media_type'),
   tooManyRequests: () => new AppError(429, 3, 'Too many requests', 'rate_limited'),
   serverError: () => new AppError(500, 1, 'Server error', 'server_error'),
+  /** The database is unreachable or too slow, the server is overloaded, or it is shutting down. */
+  serviceUnavailable: () => new AppError(503, 1, 'Service unavailable', 'service_unavailable'),
 } as const;
 
 export const SERVER_ERROR_BODY = { message: 'Server error', code: 1 } as const;
@@ -124,6 +127,49 @@ export function pgErrorCode(err: unknown): string | undefined {
     current = (current as { cause?: unknown }).cause;
   }
   return undefined;
+}
+
+/**
+ * Error codes of a database that cannot serve now, as opposed to a bad query: the connection
+ * failed (socket errors, postgres.js's own), SQLSTATE class 08 (connection exception), the server
+ * shutting down or starting (57P01–57P03), out of connections or resources (53xxx), a statement
+ * or lock timeout (57014, 55P03), a read-only standby after a failover (25006), and a
+ * transaction still aborted as transient after its retries (40001, 40P01).
+ */
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  '57P01',
+  '57P02',
+  '57P03',
+  '57014',
+  '55P03',
+  '25006',
+  '40001',
+  '40P01',
+]);
+
+/** Whether `err` (or an error it wraps) says the database is unavailable now: answered 503. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  let current: unknown = err;
+  for (let depth = 0; depth < 5 && current && typeof current === 'object'; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || /^(08|53)[0-9A-Z]{3}$/.test(code))) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 export const isUniqueViolation = (err: unknown): boolean => pgErrorCode(err) === '23505';

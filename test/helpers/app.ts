@@ -24,9 +24,17 @@ export interface TestApp {
 /**
  * The configuration of a test app. No webhook worker unless `env` asks for one: on PostgreSQL
  * every test file shares one database, and a worker would deliver the other files' webhooks.
+ * No event-loop-delay shedding unless asked for (test/http/admission.test.ts): a test process
+ * stalls its event loop for seconds creating PGlite databases, which reads as an overloaded server.
  */
 export function testConfig(env: Record<string, string> = {}): Config {
-  return loadConfig({ LOG_LEVEL: 'silent', ADMIN_TOKEN, WEBHOOKS_WORKER: 'false', ...env });
+  return loadConfig({
+    LOG_LEVEL: 'silent',
+    ADMIN_TOKEN,
+    WEBHOOKS_WORKER: 'false',
+    MAX_EVENT_LOOP_DELAY_MS: '0',
+    ...env,
+  });
 }
 
 /** A database for one test file: a copy of the migrated PGlite template, or PostgreSQL. */

@@ -32,18 +32,20 @@ export async function adminRoutes(fastify: FastifyInstance) {
     '/accounts',
     { schema: { tags, body: CreateAccountBodySchema, response: { 201: AccountResponseSchema, ...ErrorResponses } } },
     async (request, reply) =>
-      reply
-        .status(201)
-        .send({ code: 0 as const, ...(await withTransaction(db, (tx) => createAccount(tx, request.body.name))) }),
+      reply.status(201).send({
+        code: 0 as const,
+        ...(await withTransaction(db, (tx) => createAccount(tx, request.body.name), request.deadline)),
+      }),
   );
 
   app.post(
     '/products',
     { schema: { tags, body: CreateProductBodySchema, response: { 201: ProductResponseSchema, ...ErrorResponses } } },
     async (request, reply) =>
-      reply
-        .status(201)
-        .send({ code: 0 as const, ...(await withTransaction(db, (tx) => createProduct(tx, request.body))) }),
+      reply.status(201).send({
+        code: 0 as const,
+        ...(await withTransaction(db, (tx) => createProduct(tx, request.body), request.deadline)),
+      }),
   );
 
   app.patch(
@@ -58,7 +60,7 @@ export async function adminRoutes(fastify: FastifyInstance) {
     },
     async (request) => ({
       code: 0 as const,
-      ...(await withTransaction(db, (tx) => updateProduct(tx, request.params.id, request.body))),
+      ...(await withTransaction(db, (tx) => updateProduct(tx, request.params.id, request.body), request.deadline)),
     }),
   );
 
@@ -83,8 +85,11 @@ export async function adminRoutes(fastify: FastifyInstance) {
     },
     async (request, reply) => {
       const { expiresAt, ...rest } = request.body;
-      const token = await withTransaction(db, (tx) =>
-        createAccessToken(tx, { ...rest, expiresAt: expiresAt === undefined ? undefined : parseIsoDate(expiresAt) }),
+      const token = await withTransaction(
+        db,
+        (tx) =>
+          createAccessToken(tx, { ...rest, expiresAt: expiresAt === undefined ? undefined : parseIsoDate(expiresAt) }),
+        request.deadline,
       );
       return reply.status(201).send({ code: 0 as const, ...token });
     },
@@ -102,7 +107,7 @@ export async function adminRoutes(fastify: FastifyInstance) {
     '/tokens/:id',
     { schema: { tags, params: IdParamsSchema, response: { 200: MessageResponseSchema, ...ErrorResponses } } },
     async (request) => {
-      await withTransaction(db, (tx) => revokeAccessToken(tx, request.params.id));
+      await withTransaction(db, (tx) => revokeAccessToken(tx, request.params.id), request.deadline);
       return { code: 0 as const, message: 'Token revoked' };
     },
   );

@@ -62,8 +62,10 @@ export async function customerRoutes(fastify: FastifyInstance) {
       },
     },
     async (request, reply) => {
-      const { customer } = await app.commitChange(request.auth.accountId, (tx) =>
-        createCustomer(tx, request.auth.accountId, request.body),
+      const { customer } = await app.commitChange(
+        request.auth.accountId,
+        (tx) => createCustomer(tx, request.auth.accountId, request.body),
+        request.deadline,
       );
       return reply.status(201).send({
         action: 'createCustomer' as const,
@@ -140,8 +142,10 @@ export async function customerRoutes(fastify: FastifyInstance) {
       },
     },
     async (request) => {
-      const { customer } = await app.commitChange(request.auth.accountId, (tx) =>
-        updateCustomer(tx, request.auth.accountId, request.body),
+      const { customer } = await app.commitChange(
+        request.auth.accountId,
+        (tx) => updateCustomer(tx, request.auth.accountId, request.body),
+        request.deadline,
       );
       return {
         action: 'updateCustomer' as const,
@@ -167,7 +171,11 @@ export async function customerRoutes(fastify: FastifyInstance) {
       },
     },
     async (request) => {
-      await app.commitChange(request.auth.accountId, (tx) => deleteCustomer(tx, request.auth, request.body.customerId));
+      await app.commitChange(
+        request.auth.accountId,
+        (tx) => deleteCustomer(tx, request.auth, request.body.customerId),
+        request.deadline,
+      );
       return {
         action: 'removeCustomer' as const,
         status: true as const,
@@ -213,8 +221,10 @@ export async function customerRoutes(fastify: FastifyInstance) {
       },
     },
     async (request) => {
-      const { active } = await app.commitChange(request.auth.accountId, (tx) =>
-        toggleCustomerActive(tx, request.auth.accountId, request.body.customerId),
+      const { active } = await app.commitChange(
+        request.auth.accountId,
+        (tx) => toggleCustomerActive(tx, request.auth.accountId, request.body.customerId),
+        request.deadline,
       );
       return {
         action: 'toggleActive' as const,

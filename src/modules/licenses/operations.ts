@@ -65,11 +65,14 @@ export function licenseOperations(app: FastifyInstance) {
           return text;
         },
       };
-      const single = await createSingleLicenseKey(db, creation, app.webhookOutbox.settings, answer ?? undefined);
+      const single = await request.deadline.commit(() =>
+        createSingleLicenseKey(db, creation, app.webhookOutbox.settings, answer ?? undefined),
+      );
       if (single && single.deliveries > 0) app.webhookOutbox.deliveriesCommitted();
       if (claim && single?.answered) claim.answered = rendered;
       const created =
-        single ?? (await app.commitChange(request.auth.accountId, (tx) => createLicenseKeys(tx, creation)));
+        single ??
+        (await app.commitChange(request.auth.accountId, (tx) => createLicenseKeys(tx, creation), request.deadline));
       recordKeysCreated(created.keys.length);
       return answerOf(created.keys);
     },
@@ -97,7 +100,11 @@ export function licenseOperations(app: FastifyInstance) {
     async run(request, body) {
       const { activation } = await recordActivationOutcome(
         // request.ip honours X-Forwarded-For only when TRUST_PROXY is set (see app.ts).
-        app.commitChange(request.auth.accountId, (tx) => activateLicenseKey(tx, request.auth, body, request.ip)),
+        app.commitChange(
+          request.auth.accountId,
+          (tx) => activateLicenseKey(tx, request.auth, body, request.ip),
+          request.deadline,
+        ),
       );
       return { code: 0 as const, message: 'License valid', ...activation };
     },
@@ -114,7 +121,11 @@ export function licenseOperations(app: FastifyInstance) {
       ...definition,
       tag,
       async run(request, input) {
-        await app.commitChange(request.auth.accountId, (tx) => definition.apply(tx, request.auth, input));
+        await app.commitChange(
+          request.auth.accountId,
+          (tx) => definition.apply(tx, request.auth, input),
+          request.deadline,
+        );
         return definition.answer;
       },
     });

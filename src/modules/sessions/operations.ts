@@ -27,7 +27,7 @@ export function sessionOperations(app: FastifyInstance) {
     response: CheckoutResponseSchema,
     async run(request, body) {
       const { checkout } = await recordCheckoutOutcome(
-        withTransaction(db, (tx) => checkoutSession(tx, request.auth, body)),
+        withTransaction(db, (tx) => checkoutSession(tx, request.auth, body), request.deadline),
       );
       return { code: 0 as const, message: 'Session checked out', ...checkout };
     },

@@ -61,7 +61,7 @@ export async function webhookAdminRoutes(fastify: FastifyInstance) {
     },
     async (request, reply) => {
       const input = await checkNewWebhook(request.body, allowPrivate, acceptedUrls.get(request));
-      const webhook = await withTransaction(db, (tx) => createWebhook(tx, input));
+      const webhook = await withTransaction(db, (tx) => createWebhook(tx, input), request.deadline);
       return reply.status(201).send({
         code: 0 as const,
         id: webhook.id,
@@ -96,7 +96,7 @@ export async function webhookAdminRoutes(fastify: FastifyInstance) {
       },
     },
     async (request) => {
-      await withTransaction(db, (tx) => deleteWebhook(tx, request.params.id));
+      await withTransaction(db, (tx) => deleteWebhook(tx, request.params.id), request.deadline);
       return { code: 0 as const, message: 'Webhook deleted' };
     },
   );
@@ -133,7 +133,11 @@ export async function webhookAdminRoutes(fastify: FastifyInstance) {
       },
     },
     async (request) => {
-      await withTransaction(db, (tx) => retryDelivery(tx, request.params.id, request.params.deliveryId));
+      await withTransaction(
+        db,
+        (tx) => retryDelivery(tx, request.params.id, request.params.deliveryId),
+        request.deadline,
+      );
       return { code: 0 as const, message: 'Delivery scheduled' };
     },
   );

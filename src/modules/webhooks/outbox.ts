@@ -2,6 +2,7 @@ import { and, eq, inArray, sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Db } from '../../db/client.js';
+import type { Deadline } from '../../db/deadline.js';
 import { executePrepared } from '../../db/prepared.js';
 import {
   type Customer,
@@ -37,7 +38,11 @@ declare module 'fastify' {
      * Runs a change of `accountId` in one transaction together with its outbox rows (the
      * request's unit of work for every endpoint that raises events).
      */
-    commitChange<T extends { events: DomainEvent[] }>(accountId: string, work: Work<T>): Promise<T>;
+    commitChange<T extends { events: DomainEvent[] }>(
+      accountId: string,
+      work: Work<T>,
+      deadline?: Deadline,
+    ): Promise<T>;
     webhookOutbox: WebhookOutbox;
   }
 }
@@ -219,13 +224,17 @@ export const webhookOutboxPlugin = fp(
     app.decorate('webhookOutbox', outbox);
     app.decorate('commitChange', async function commitChange<
       T extends Outcome<object>,
-    >(accountId: string, work: Work<T>): Promise<T> {
+    >(accountId: string, work: Work<T>, deadline?: Deadline): Promise<T> {
       let deliveries = 0;
-      const result = await withTransaction(app.database.db, async (tx) => {
-        const outcome = await work(tx);
-        deliveries = await writeOutbox(tx, accountId, outcome.events, settings);
-        return outcome;
-      });
+      const result = await withTransaction(
+        app.database.db,
+        async (tx) => {
+          const outcome = await work(tx);
+          deliveries = await writeOutbox(tx, accountId, outcome.events, settings);
+          return outcome;
+        },
+        deadline,
+      );
       if (deliveries > 0) outbox.deliveriesCommitted();
       return result;
     });
