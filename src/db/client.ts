@@ -42,45 +42,36 @@ interface SocketOptions {
   host: string[];
   port: number[];
   path?: string | false;
-  connect_timeout?: number;
 }
 
 /**
  * postgres.js exposes no pool counters, so the pool's sockets are opened here (its `socket`
- * option) and counted while open. Hosts of a multi-host URL are tried in order; TLS, when
- * configured, is negotiated by postgres.js on the connected socket.
+ * option) and counted while connected. The socket is handed over at once, still connecting:
+ * postgres.js buffers its first bytes, times the connection out itself (connect_timeout), and
+ * learns of a failure from the socket's 'error' and 'close' events, which put the connection
+ * back in its pool. (Rejecting instead would leave that pool slot stuck in "connecting" for
+ * good: after a few failed connects, the server would never reach the database again.) Hosts of
+ * a multi-host URL are tried in turn, moving on after a failed connect; TLS, when configured, is
+ * negotiated by postgres.js on the socket.
  */
 function countedSockets(counter: { open: number }) {
-  const open = (options: SocketOptions, index: number): Promise<Socket> =>
-    new Promise((resolve, reject) => {
-      const socket = options.path
-        ? connect(options.path)
-        : connect({ host: options.host[index] ?? 'localhost', port: options.port[index] ?? 5432 });
-      const timer = setTimeout(
-        () => socket.destroy(new Error('connect timeout')),
-        (options.connect_timeout ?? 30) * 1000,
-      );
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.removeListener('error', reject);
-        counter.open++;
-        socket.once('close', () => counter.open--);
-        resolve(socket);
-      });
-      socket.once('error', (err) => {
-        clearTimeout(timer);
-        reject(err);
-      });
-    });
-  return async (options: SocketOptions): Promise<Socket> => {
+  let next = 0;
+  return (options: SocketOptions): Socket => {
     const hosts = options.path ? 1 : Math.max(options.host.length, 1);
-    for (let index = 0; ; index++) {
-      try {
-        return await open(options, index);
-      } catch (err) {
-        if (index + 1 >= hosts) throw err;
-      }
-    }
+    const index = next % hosts;
+    const socket = options.path
+      ? connect(options.path)
+      : connect({ host: options.host[index] ?? 'localhost', port: options.port[index] ?? 5432 });
+    let connected = false;
+    socket.once('connect', () => {
+      connected = true;
+      counter.open++;
+    });
+    socket.once('close', () => {
+      if (connected) counter.open--;
+      else next = index + 1;
+    });
+    return socket;
   };
 }
 
@@ -97,6 +88,9 @@ export function openPostgres(options: PostgresOptions): Database {
     max,
     onnotice: () => {},
     connect_timeout: Math.ceil(timeoutMs / 1000),
+    // Reconnect delay after failed connections, in seconds: postgres.js's own grows to 20 s,
+    // so a server would go on refusing requests long after PostgreSQL came back. At most ~1 s.
+    backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(0.05 * 2 ** retries, 1),
     connection: {
       application_name: 'keymint-server',
       // Timestamps come back as text that JavaScript parses; in a zone other than UTC, PostgreSQL

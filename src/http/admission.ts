@@ -26,6 +26,9 @@ export interface AdmissionOptions {
   maxEventLoopDelayMs: number;
 }
 
+// How often under-pressure samples the event-loop delay (its mean over the interval).
+const EVENT_LOOP_SAMPLE_MS = 1000;
+
 type ShedReason = 'concurrency' | 'event_loop_delay' | 'shutting_down';
 
 /** The 503 of a refused request (rendered by the error handler); it may try again in a second. */
@@ -81,7 +84,8 @@ export const admissionPlugin = fp<AdmissionOptions>(
         { timeoutMs: options.requestTimeoutMs, outcomeUnknown: request.deadline.outcomeUnknown },
         'request timed out',
       );
-      if (!reply.raw.headersSent && !request.raw.destroyed) sendError(reply, Errors.serviceUnavailable());
+      // (request.raw is destroyed once its body has been read: the socket is what tells.)
+      if (!reply.raw.headersSent && !reply.raw.destroyed) sendError(reply, Errors.serviceUnavailable());
     };
 
     // A handler that settles after its request timed out (already answered 503) is ignored, so
@@ -131,11 +135,19 @@ export const admissionPlugin = fp<AdmissionOptions>(
     });
 
     if (options.maxEventLoopDelayMs > 0) {
+      // Start-up stalls the event loop for seconds (WASM compilation, migrations): that is not
+      // load, so the delay is enforced from two samples after the server is ready.
+      let enforcing = false;
+      app.addHook('onReady', (done) => {
+        setTimeout(() => (enforcing = true), 2 * EVENT_LOOP_SAMPLE_MS).unref();
+        done();
+      });
       await app.register(underPressure, {
         maxEventLoopDelay: options.maxEventLoopDelayMs,
+        sampleInterval: EVENT_LOOP_SAMPLE_MS,
         // A rejected promise goes to the error handler (the envelope); undefined admits.
         pressureHandler: (request, reply) => {
-          if (request.routeOptions.config.alwaysAdmit === true) return undefined;
+          if (!enforcing || request.routeOptions.config.alwaysAdmit === true) return undefined;
           shed.inc({ reason: 'event_loop_delay' });
           return Promise.reject(refusal(reply));
         },

@@ -46,7 +46,7 @@ export async function healthRoutes(fastify: FastifyInstance) {
     },
     async (request, reply) => {
       try {
-        await pingWithin(() => app.database.ping(), Math.min(PING_TIMEOUT_MS, app.config.requestTimeoutMs));
+        await pingWithin(() => app.database.ping(), Math.min(PING_TIMEOUT_MS, app.config.requestTimeoutMs / 2));
         return { code: 0 as const, status: 'ready' };
       } catch (err) {
         request.log.warn({ err }, 'readiness check failed');
