@@ -1,6 +1,7 @@
-# syntax=docker/dockerfile:1
 # NODE_IMAGE: any image with Node.js 20 and npm (the default is the official slim image; an
 # air-gapped build can pass a locally imported base with --build-arg NODE_IMAGE=...).
+# No `# syntax=` directive: BuildKit (compose v2) would pull the docker/dockerfile frontend
+# image first, and an offline build fails; the built-in frontend has all this file uses.
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
