@@ -41,6 +41,7 @@ export type ErrorReason =
   | 'body_too_large'
   | 'unsupported_media_type'
   | 'rate_limited'
+  | 'backup_needs_pg_dump'
   | 'server_error';
 
 /**
@@ -110,6 +111,8 @@ export const Errors = {
   bodyTooLarge: () => new AppError(413, 1, 'Request body too large', 'body_too_large'),
   unsupportedMediaType: () => new AppError(415, 1, 'Content-Type must be application/json', 'unsupported_media_type'),
   tooManyRequests: () => new AppError(429, 3, 'Too many requests', 'rate_limited'),
+  backupNeedsPgDump: () =>
+    new AppError(409, 1, 'The database is PostgreSQL: back it up with pg_dump', 'backup_needs_pg_dump'),
   serverError: () => new AppError(500, 1, 'Server error', 'server_error'),
 } as const;
 
