@@ -305,12 +305,13 @@ describe.skipIf(usingPostgres)('backup and restore of the embedded database', { 
 
 describe.skipIf(!usingPostgres)('backups on PostgreSQL', { timeout: 120_000 }, () => {
   it('GET /admin/backup answers 409, telling to use pg_dump; the CLI commands refuse too', async () => {
-    const { app, config, close } = await createTestApp();
+    const { app, close } = await createTestApp();
     try {
       expectError(await admin(app).get('/admin/backup'), 409, 1, 'The database is PostgreSQL: back it up with pg_dump');
     } finally {
       await close();
     }
+    const config = testConfig({ DATABASE_URL: process.env.DATABASE_URL! });
     await expect(backupCommand(config, '/nonexistent/x.backup', undefined)).rejects.toThrow(
       'DATABASE_URL is set: back up PostgreSQL with pg_dump',
     );
