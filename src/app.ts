@@ -14,6 +14,7 @@ import { documentSecurity, openApiPlugin } from './http/openapi.js';
 import { rateLimitPlugin } from './http/rate-limit.js';
 import { compileValidator, type ValidationPart } from './http/validation.js';
 import { adminRoutes } from './modules/admin/routes.js';
+import { backupAdminRoutes } from './modules/backup/routes.js';
 import { customerRoutes } from './modules/customers/routes.js';
 import { healthRoutes } from './modules/health/routes.js';
 import { licenseFileRoutes, licenseFilesPlugin, signingKeyAdminRoutes } from './modules/license-files/routes.js';
@@ -116,6 +117,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         await adminApi.register(adminRoutes);
         await adminApi.register(webhookAdminRoutes);
         await adminApi.register(signingKeyAdminRoutes);
+        await adminApi.register(backupAdminRoutes);
       },
       { prefix: '/admin' },
     );

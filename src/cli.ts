@@ -9,6 +9,8 @@ import { AppError } from './lib/errors.js';
 import { createAccount, listAccounts } from './modules/admin/accounts.js';
 import { createProduct, listProducts, updateProduct } from './modules/admin/products.js';
 import { createAccessToken, listAccessTokens, revokeAccessToken } from './modules/admin/tokens.js';
+import { backupCommand, restoreCommand } from './modules/backup/command.js';
+import { BackupError } from './modules/backup/embedded.js';
 import { SigningKeys } from './modules/license-files/signing-keys.js';
 import { checkNewWebhook, createWebhook, deleteWebhook, listWebhooks } from './modules/webhooks/admin.js';
 
@@ -30,6 +32,10 @@ Commands:
   webhooks delete ID
   signing-keys rotate                     make a new current key for offline license files
   signing-keys list                       list signing keys (current first; retired ones stay published)
+  backup FILE [--url URL]                 back up the embedded database: through the server at URL while it
+                                          runs (needs ADMIN_TOKEN), or from DATA_DIR while no server runs
+  restore FILE [--force]                  restore a backup into DATA_DIR (server stopped; --force moves a
+                                          non-empty DATA_DIR aside)
 
 Options:
   --json    machine-readable output
@@ -205,6 +211,7 @@ const parseCliArgs = (argv: string[]) =>
       'expires-at': { type: 'string' },
       url: { type: 'string' },
       events: { type: 'string' },
+      force: { type: 'boolean' },
     },
   });
 
@@ -235,6 +242,15 @@ export async function runCli(argv: string[], stdout = process.stdout, stderr = p
       await serve(config);
       return -1; // keeps running
     }
+    if (command === 'backup' || command === 'restore') {
+      const file = required(action, 'FILE');
+      const result =
+        command === 'backup'
+          ? await backupCommand(config, file, values.url)
+          : await restoreCommand(config, file, Boolean(values.force));
+      out(result.human, result.json);
+      return 0;
+    }
     if (!['migrate', 'accounts', 'products', 'tokens', 'webhooks', 'signing-keys'].includes(command)) {
       throw new UsageError(`Unknown command: ${command}`);
     }
@@ -250,7 +266,12 @@ export async function runCli(argv: string[], stdout = process.stdout, stderr = p
       stderr.write(`keymint-server: ${err.message}\n\n${USAGE}\n`);
       return 2;
     }
-    if (err instanceof AppError || err instanceof ConfigError || err instanceof DataDirInUseError) {
+    if (
+      err instanceof AppError ||
+      err instanceof ConfigError ||
+      err instanceof DataDirInUseError ||
+      err instanceof BackupError
+    ) {
       if (values.json) stdout.write(`${JSON.stringify({ error: err.message })}\n`);
       stderr.write(`keymint-server: ${err.message}\n`);
       return 1;

@@ -42,6 +42,7 @@ export type ErrorReason =
   | 'unsupported_media_type'
   | 'rate_limited'
   | 'service_unavailable'
+  | 'backup_needs_pg_dump'
   | 'server_error';
 
 /**
@@ -111,6 +112,8 @@ export const Errors = {
   bodyTooLarge: () => new AppError(413, 1, 'Request body too large', 'body_too_large'),
   unsupportedMediaType: () => new AppError(415, 1, 'Content-Type must be application/json', 'unsupported_media_type'),
   tooManyRequests: () => new AppError(429, 3, 'Too many requests', 'rate_limited'),
+  backupNeedsPgDump: () =>
+    new AppError(409, 1, 'The database is PostgreSQL: back it up with pg_dump', 'backup_needs_pg_dump'),
   serverError: () => new AppError(500, 1, 'Server error', 'server_error'),
   /** The database is unreachable or too slow, the server is overloaded, or it is shutting down. */
   serviceUnavailable: () => new AppError(503, 1, 'Service unavailable', 'service_unavailable'),
