@@ -7,7 +7,9 @@ ARG NODE_IMAGE=node:20-bookworm-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY patches ./patches
+# Dependencies' install scripts stay off; the project's patches (patches/, patch-package) apply.
+RUN npm ci --no-audit --no-fund --ignore-scripts && npx patch-package
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
@@ -24,6 +26,8 @@ ENV NODE_ENV=production \
     DATA_DIR=/data
 WORKDIR /app
 COPY --from=prod-deps /app/node_modules ./node_modules
+# The patched postgres.js (patches/postgres+3.4.9.patch): prod-deps installs without dev tools.
+COPY --from=build /app/node_modules/postgres ./node_modules/postgres
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY bin ./bin

@@ -112,7 +112,6 @@ export const admissionPlugin = fp<AdmissionOptions>(
       const alwaysAdmit = request.routeOptions.config.alwaysAdmit === true;
       if (!alwaysAdmit && closing) {
         shed.inc({ reason: 'shutting_down' });
-        reply.header('connection', 'close');
         return done(refusal(reply));
       }
       if (!alwaysAdmit && options.maxConcurrentRequests > 0 && inFlight >= options.maxConcurrentRequests) {
@@ -132,6 +131,13 @@ export const admissionPlugin = fp<AdmissionOptions>(
     app.addHook('preClose', (done) => {
       closing = true;
       done();
+    });
+    // While shutting down every answer closes its connection (`Connection: close`): the server
+    // closes idle keep-alive connections once, when it starts closing, and a connection left
+    // open after its answer would hold the shutdown until its keep-alive timeout.
+    app.addHook('onSend', (_request, reply, payload, done) => {
+      if (closing) reply.raw.shouldKeepAlive = false;
+      done(null, payload);
     });
 
     if (options.maxEventLoopDelayMs > 0) {
