@@ -22,8 +22,8 @@ declare module 'autocannon' {
       }>;
     }
     interface Result {
-      requests: { average: number };
-      latency: { p50: number; p99: number };
+      requests: { average: number; total: number };
+      latency: { p50: number; p99: number; max: number };
       non2xx: number;
       errors: number;
       timeouts: number;

@@ -124,7 +124,11 @@ export const openApiPlugin = fp<OpenApiPluginOptions>(
           version: serverVersion,
           description:
             'Self-hosted license-key server speaking the KeyMint API. Errors are `{"message", "code"}`; ' +
-            'every endpoint is rate limited per token (per IP without one) and answers 429 with `Retry-After`.',
+            'every endpoint is rate limited per token (per IP without one) and answers 429 with `Retry-After`. ' +
+            'Any endpoint may answer 503 `{"message":"Service unavailable","code":1}` when the database is ' +
+            'unavailable, a request runs out of time (REQUEST_TIMEOUT_MS), the server sheds load (with ' +
+            '`Retry-After`) or is shutting down: nothing was changed, except when the commit itself was cut ' +
+            'off — retry with the same Idempotency-Key.',
         },
         components: {
           securitySchemes: {
