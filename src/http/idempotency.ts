@@ -184,7 +184,7 @@ export const idempotencyPlugin = fp(
       if (claim.answered !== undefined && (claim.answered === payload || reply.statusCode >= 500)) {
         return done(null, payload);
       }
-      if (reply.statusCode >= 500) {
+      if (reply.statusCode === 503) {
         // A request that ran out of time while its commit was on its way may have committed: the
         // record stays in flight (409, then taken over after 5 minutes) so a retry cannot run the
         // change twice. Otherwise it is dropped without holding the answer back: a 503 of a

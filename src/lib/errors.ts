@@ -134,7 +134,7 @@ export function pgErrorCode(err: unknown): string | undefined {
 
 /**
  * Error codes of a database that cannot serve now, as opposed to a bad query: the connection
- * failed (socket errors, postgres.js's own), SQLSTATE class 08 (connection exception), the server
+ * failed (socket errors, postgres.js's own; not CONNECTION_ENDED: this process closed its pool), SQLSTATE class 08 (connection exception), the server
  * shutting down or starting (57P01–57P03), out of connections or resources (53xxx), a statement
  * or lock timeout (57014, 55P03), a read-only standby after a failover (25006), and a
  * transaction still aborted as transient after its retries (40001, 40P01).
@@ -152,7 +152,6 @@ const UNAVAILABLE_CODES = new Set([
   'EAI_AGAIN',
   'CONNECT_TIMEOUT',
   'CONNECTION_CLOSED',
-  'CONNECTION_ENDED',
   'CONNECTION_DESTROYED',
   '57P01',
   '57P02',
