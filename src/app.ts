@@ -11,6 +11,7 @@ import { type LogDestination, loggerOptions, RequestLogController } from './http
 import { metricsPlugin } from './http/metrics.js';
 import { documentSecurity, openApiPlugin } from './http/openapi.js';
 import { rateLimitPlugin } from './http/rate-limit.js';
+import { securityHeadersPlugin } from './http/security-headers.js';
 import { compileValidator, type ValidationPart } from './http/validation.js';
 import { adminRoutes } from './modules/admin/routes.js';
 import { customerRoutes } from './modules/customers/routes.js';
@@ -71,6 +72,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     reply.header('x-request-id', request.id);
   });
 
+  // First, so that every answer carries them, the errors of the hooks after it included.
+  await app.register(securityHeadersPlugin);
   await app.register(errorsPlugin, { bodyLimit: config.bodyLimit });
   // The limiter's onRequest hook must be the first one, ahead of every authentication hook.
   await app.register(callerPlugin, { adminToken: config.adminToken, metricsToken: config.metricsToken });
