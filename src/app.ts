@@ -5,6 +5,7 @@ import type { Config } from './config.js';
 import type { Database } from './db/client.js';
 import { accessTokenAuth, adminTokenAuth } from './http/auth.js';
 import { callerPlugin } from './http/caller.js';
+import { corsPlugin } from './http/cors.js';
 import { clientErrorHandler, errorsPlugin, frameworkErrorHandler } from './http/errors.js';
 import { idempotencyPlugin } from './http/idempotency.js';
 import { type LogDestination, loggerOptions, RequestLogController } from './http/logger.js';
@@ -75,6 +76,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   // First, so that every answer carries them, the errors of the hooks after it included.
   await app.register(securityHeadersPlugin);
   await app.register(errorsPlugin, { bodyLimit: config.bodyLimit });
+  // Off unless CORS_ORIGINS is set; ahead of the limiter, so that its 429 is readable by the page.
+  if (config.corsOrigins.length > 0) await app.register(corsPlugin, { origins: config.corsOrigins });
   // The limiter's onRequest hook must be the first one, ahead of every authentication hook.
   await app.register(callerPlugin, { adminToken: config.adminToken, metricsToken: config.metricsToken });
   await app.register(rateLimitPlugin, {
