@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createFreshDatabase, request, type ServerProcess, startServer } from '../../scripts/server-process.js';
 import { buildApp } from '../../src/app.js';
 import { ConfigError, loadConfig } from '../../src/config.js';
@@ -295,13 +295,15 @@ describe('a server process at LOG_LEVEL=trace', () => {
       env.DATABASE_URL = url.toString();
       cleanup = () => fresh.drop();
     } else {
+      // A copy of the migrated template: no initdb (slow on a busy machine) in the process.
       const dir = mkdtempSync(join(tmpdir(), 'keymint-secrets-'));
+      cpSync(inject('pgliteTemplateDir'), join(dir, 'data'), { recursive: true });
       env.DATA_DIR = join(dir, 'data');
       env.DATABASE_URL = '';
       cleanup = async () => rmSync(dir, { recursive: true, force: true });
     }
-    server = await startServer(env);
-  }, 90_000);
+    server = await startServer(env, 120_000);
+  }, 150_000);
   afterAll(async () => {
     await server?.stop();
     await cleanup();
