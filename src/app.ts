@@ -6,12 +6,14 @@ import type { Database } from './db/client.js';
 import { admissionPlugin } from './http/admission.js';
 import { accessTokenAuth, adminTokenAuth } from './http/auth.js';
 import { callerPlugin } from './http/caller.js';
+import { corsPlugin } from './http/cors.js';
 import { clientErrorHandler, errorsPlugin, frameworkErrorHandler } from './http/errors.js';
 import { idempotencyPlugin } from './http/idempotency.js';
 import { type LogDestination, loggerOptions, RequestLogController } from './http/logger.js';
 import { metricsPlugin } from './http/metrics.js';
 import { documentSecurity, openApiPlugin } from './http/openapi.js';
 import { rateLimitPlugin } from './http/rate-limit.js';
+import { securityHeadersPlugin } from './http/security-headers.js';
 import { compileValidator, type ValidationPart } from './http/validation.js';
 import { adminRoutes } from './modules/admin/routes.js';
 import { backupAdminRoutes } from './modules/backup/routes.js';
@@ -77,6 +79,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     done(null, payload);
   });
 
+  // First, so that every answer carries them, the errors of the hooks after it included.
+  await app.register(securityHeadersPlugin);
   await app.register(errorsPlugin, { bodyLimit: config.bodyLimit });
   await app.register(openApiPlugin, { metricsToken: Boolean(config.metricsToken) }); // before any route
   await app.register(metricsPlugin, { token: config.metricsToken });
@@ -86,6 +90,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     maxConcurrentRequests: config.maxConcurrentRequests,
     maxEventLoopDelayMs: config.maxEventLoopDelayMs,
   });
+  // Off unless CORS_ORIGINS is set; ahead of the limiter, so that its 429 is readable by the page.
+  if (config.corsOrigins.length > 0) await app.register(corsPlugin, { origins: config.corsOrigins });
   // The limiter's onRequest hook must come before every authentication hook.
   await app.register(callerPlugin, { adminToken: config.adminToken, metricsToken: config.metricsToken });
   await app.register(rateLimitPlugin, {

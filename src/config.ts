@@ -42,6 +42,8 @@ export const EnvSchema = Type.Object({
     { default: 'info' },
   ),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
+  // Browser origins allowed to call the public API (CORS): `*` or exact origins, comma-separated.
+  CORS_ORIGINS: Type.Optional(Type.String({ minLength: 1 })),
   BODY_LIMIT: Integer('BODY_LIMIT', { minimum: 1024, maximum: 100 * 1024 * 1024, default: 1024 * 1024 }),
   DB_POOL_SIZE: Integer('DB_POOL_SIZE', { minimum: 1, maximum: 1000, default: 10 }),
   // A request not answered in this time gets 503 (its writes roll back); also the database's
@@ -77,6 +79,8 @@ export interface Config {
   trustProxy: boolean | string;
   logLevel: string;
   metricsToken: string | undefined;
+  /** Origins the public API answers CORS requests from: exact origins, or `['*']`; empty = CORS off. */
+  corsOrigins: string[];
   bodyLimit: number;
   dbPoolSize: number;
   requestTimeoutMs: number;
@@ -143,6 +147,24 @@ function parseTrustProxy(value: string): boolean | string | undefined {
   return entries.every(isProxyAddress) ? entries.join(',') : undefined;
 }
 
+/** An exact browser origin as the Origin header carries it: `https://app.example.com`, `http://localhost:5173`. */
+function isOrigin(entry: string): boolean {
+  try {
+    const url = new URL(entry);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === entry;
+  } catch {
+    return false;
+  }
+}
+
+/** `*` alone, or a comma-separated list of exact origins; unset → [] (CORS off). */
+function parseCorsOrigins(value: string | undefined): string[] | undefined {
+  if (value === undefined) return [];
+  const entries = value.split(',').map((entry) => entry.trim());
+  if (entries.length === 1 && entries[0] === '*') return ['*'];
+  return entries.every(isOrigin) ? [...new Set(entries)] : undefined;
+}
+
 // Values never echoed in an error message (they may hold credentials).
 const SECRET_VARIABLES = new Set(['ADMIN_TOKEN', 'SECRET_KEY', 'METRICS_TOKEN', 'DATABASE_URL', 'REDIS_URL']);
 
@@ -174,6 +196,13 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
   const env = withDefaults as Env;
   const trustProxy =
     parseTrustProxy(env.TRUST_PROXY) ?? fail('TRUST_PROXY', 'must be true, false or a list of proxy addresses/CIDRs');
+  const corsOrigins =
+    parseCorsOrigins(env.CORS_ORIGINS) ??
+    fail(
+      'CORS_ORIGINS',
+      'must be * or a comma-separated list of origins, each scheme://host[:port] in lower case without a path ' +
+        '(e.g. https://app.example.com,http://localhost:5173)',
+    );
   return {
     port: Number(env.PORT),
     host: env.HOST,
@@ -187,6 +216,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     trustProxy,
     logLevel: env.LOG_LEVEL,
     metricsToken: env.METRICS_TOKEN,
+    corsOrigins,
     bodyLimit: Number(env.BODY_LIMIT),
     dbPoolSize: Number(env.DB_POOL_SIZE),
     requestTimeoutMs: Number(env.REQUEST_TIMEOUT_MS),

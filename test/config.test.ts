@@ -17,6 +17,17 @@ const INVALID: Record<string, string[]> = {
   TRUST_PROXY: ['yes', '10.0.0.0/33', '300.1.1.1', '10.0.0.1,nope', '10.0.0.0/8/8'],
   LOG_LEVEL: ['verbose', 'INFO'],
   METRICS_TOKEN: ['too-short'],
+  CORS_ORIGINS: [
+    'app.example.com',
+    'https://app.example.com/',
+    'https://app.example.com/path',
+    'https://APP.example.com',
+    'https://app.example.com:443',
+    'ftp://files.example.com',
+    'null',
+    '*,https://app.example.com',
+    'https://app.example.com,',
+  ],
   BODY_LIMIT: ['1023', '1MiB', '104857601'],
   DB_POOL_SIZE: ['0', '1001', 'ten'],
   REQUEST_TIMEOUT_MS: ['99', '10s', '600001'],
@@ -47,6 +58,7 @@ describe('loadConfig', () => {
       trustProxy: false,
       logLevel: 'info',
       metricsToken: undefined,
+      corsOrigins: [],
       bodyLimit: 1024 * 1024,
       dbPoolSize: 10,
       requestTimeoutMs: 10_000,
@@ -80,6 +92,7 @@ describe('loadConfig', () => {
       TRUST_PROXY: 'true',
       LOG_LEVEL: 'warn',
       METRICS_TOKEN: 'metrics-token-0123456789',
+      CORS_ORIGINS: 'https://app.example.com',
       BODY_LIMIT: '2048',
       DB_POOL_SIZE: '25',
       REQUEST_TIMEOUT_MS: '5000',
@@ -104,6 +117,7 @@ describe('loadConfig', () => {
       trustProxy: true,
       logLevel: 'warn',
       metricsToken: 'metrics-token-0123456789',
+      corsOrigins: ['https://app.example.com'],
       bodyLimit: 2048,
       dbPoolSize: 25,
       requestTimeoutMs: 5000,
@@ -138,6 +152,19 @@ describe('loadConfig', () => {
     expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).toBe(false);
     expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 127.0.0.1 ,::1,fd00::/8,loopback' }).trustProxy).toBe(
       '10.0.0.0/8,127.0.0.1,::1,fd00::/8,loopback',
+    );
+  });
+
+  it('accepts CORS_ORIGINS as * or a list of exact origins', () => {
+    expect(loadConfig({ CORS_ORIGINS: '*' }).corsOrigins).toEqual(['*']);
+    expect(
+      loadConfig({ CORS_ORIGINS: 'https://app.example.com, http://localhost:5173,https://app.example.com' })
+        .corsOrigins,
+    ).toEqual(['https://app.example.com', 'http://localhost:5173']);
+    expect(() => loadConfig({ CORS_ORIGINS: 'https://app.example.com/' })).toThrow(
+      'Invalid environment variable CORS_ORIGINS: must be * or a comma-separated list of origins, each ' +
+        'scheme://host[:port] in lower case without a path (e.g. https://app.example.com,http://localhost:5173) ' +
+        '(got "https://app.example.com/")',
     );
   });
 

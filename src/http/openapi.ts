@@ -4,6 +4,7 @@ import type { FastifyInstance, RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import { serverVersion } from '../lib/version.js';
 import { IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_METHODS, IDEMPOTENT_REPLAYED_HEADER } from './idempotency.js';
+import { docsPagePolicy } from './security-headers.js';
 import { EMPTY_AS_OMITTED } from './validation.js';
 
 export interface OpenApiPluginOptions {
@@ -163,6 +164,8 @@ export const openApiPlugin = fp<OpenApiPluginOptions>(
 
     app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
+    // Scalar's routes (under /docs) get the page's Content-Security-Policy and its nonces.
+    app.addHook('onRoute', docsPagePolicy('/docs'));
     await app.register(scalar, {
       routePrefix: '/docs',
       configuration: {

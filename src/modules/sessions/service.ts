@@ -1,6 +1,7 @@
 import type { Db } from '../../db/client.js';
 import { type AppError, Errors } from '../../lib/errors.js';
 import type { Outcome } from '../../lib/events.js';
+import { matchesSecretDigest, sha256 } from '../../lib/hashing.js';
 import { newId } from '../../lib/ids.js';
 import type { AuthContext } from '../../lib/scopes.js';
 import { findCustomer } from '../customers/queries.js';
@@ -89,10 +90,10 @@ async function verifySessionCall(db: Db, auth: AuthContext, body: SessionCallBod
   if (!call) throw Errors.licenseKeyNotFound();
   if (call.sessionId === null || call.secret === null || call.nonce === null) throw Errors.sessionNotFound();
   // The signature is computed over the CURRENT nonce: a stale or replayed one never verifies.
-  const signed =
-    isSessionSignature(body.signature, call.secret, call.sessionId, call.nonce) &&
-    presentedNonce(body.timestamp) === call.nonce;
-  if (!signed) throw Errors.invalidSessionSignature();
+  // Both are compared in constant time, and both always (no early exit on the first).
+  const signatureMatches = isSessionSignature(body.signature, call.secret, call.sessionId, call.nonce);
+  const nonceMatches = matchesSecretDigest(presentedNonce(body.timestamp), sha256(call.nonce));
+  if (!(signatureMatches && nonceMatches)) throw Errors.invalidSessionSignature();
   if (call.lapsed) throw Errors.sessionExpired();
   return { ...call, session: { id: call.sessionId, nonce: call.nonce } satisfies PresentedSession };
 }
