@@ -236,7 +236,8 @@ async function deactivate(): Promise<Answer> {
   const device = devices.take();
   if (!device) return activate();
   const answer = await call('POST', '/key/deactivate', { productId, ...device });
-  if (answer.status !== 200) devices.add(device);
+  // Without an answer the device may be gone or not: it is not used again.
+  if (answer.status !== 200 && answer.status !== 0) devices.add(device);
   return answer;
 }
 
@@ -330,6 +331,8 @@ interface Window {
   rss: number[];
   heap: number[];
   deliveries: number;
+  /** Server CPU seconds used in the window. */
+  cpu: number;
 }
 
 const newWindow = (index: number): Window => ({
@@ -341,6 +344,7 @@ const newWindow = (index: number): Window => ({
   rss: [],
   heap: [],
   deliveries: 0,
+  cpu: 0,
 });
 
 const errorSamples = new Map<string, number>();
@@ -370,6 +374,15 @@ function residentSet(pid: number): number {
   if (!kb) throw new Error(`no VmRSS in /proc/${pid}/status`);
   return Number(kb) * 1024;
 }
+
+/** CPU seconds the process has used (user + system, /proc/<pid>/stat). */
+function cpuSeconds(pid: number): number {
+  // The fields after the command name (in parentheses, which may hold spaces): utime is the 12th.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+/** USER_HZ: 100 on Linux for every architecture Node runs on. */
+const CLOCK_TICKS = 100;
 
 /** The server's V8 heap in use (bytes), from its own /metrics; NaN when that fails. */
 async function heapUsed(): Promise<number> {
@@ -465,9 +478,13 @@ async function drive(server: ServerProcess, receiver: Receiver | undefined) {
   await sample();
   const sampler = setInterval(() => void sample(), SAMPLE * 1000);
   let delivered = receiver?.count() ?? 0;
+  let cpuBefore = cpuSeconds(pid);
   let reported = 0;
 
   const report = (window: Window) => {
+    const cpuNow = cpuSeconds(pid);
+    window.cpu = cpuNow - cpuBefore;
+    cpuBefore = cpuNow;
     if (receiver) {
       const now = receiver.count();
       window.deliveries = now - delivered;
@@ -485,6 +502,7 @@ async function drive(server: ServerProcess, receiver: Receiver | undefined) {
         `p99 ${percentile(window.latencies, 99).toFixed(1).padStart(6)} ms`,
         `RSS ${mb(rss)} (max ${mb(Math.max(...window.rss))})`,
         `heap ${mb(heap.length ? heap[heap.length - 1]! : Number.NaN)}`,
+        `server CPU ${((100 * window.cpu) / WINDOW).toFixed(0)}% (${((1000 * window.cpu) / Math.max(1, window.requests)).toFixed(1)} ms/req)`,
         ...(receiver ? [`${window.deliveries} webhooks`] : []),
       ].join('  '),
     );
