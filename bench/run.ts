@@ -13,8 +13,6 @@
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -24,6 +22,7 @@ import postgres from 'postgres';
 import { createFreshDatabase, request, startServer } from '../scripts/server-process.js';
 import { sha256Hex } from '../src/lib/hashing.js';
 import { sessionSignature } from '../src/modules/sessions/signature.js';
+import { createTenant, type Receiver, startReceiver } from './shared.js';
 
 const run = promisify(execFile);
 process.env.DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -280,49 +279,15 @@ function heartbeatRequests(productId: string, sessions: BenchSession[]): autocan
   ];
 }
 
-interface Receiver {
-  url: string;
-  /** Deliveries received (POSTs answered 200). */
-  count(): number;
-  /** performance.now() of the first and the last delivery received. */
-  span(): { first: number; last: number };
-  close(): Promise<void>;
-}
-
-/** A webhook receiver on loopback that answers every POST with 200. */
-async function startReceiver(): Promise<Receiver> {
-  let received = 0;
-  let first = 0;
-  let last = 0;
-  const receiver = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      received++;
-      last = performance.now();
-      if (received === 1) first = last;
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
-    });
-  });
-  receiver.keepAliveTimeout = 60_000;
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  const { port } = receiver.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/hooks`,
-    count: () => received,
-    span: () => ({ first, last }),
-    close: () => new Promise((resolve) => receiver.close(() => resolve())),
-  };
-}
-
 /** A second account whose one webhook wants every event (the first account has none). */
 async function webhookTenant(baseUrl: string, receiverUrl: string) {
-  const account = await request(baseUrl, 'POST', '/admin/accounts', ADMIN_TOKEN, { name: 'bench webhooks' });
-  const accountId = account.body.id as string;
-  const product = await request(baseUrl, 'POST', '/admin/products', ADMIN_TOKEN, { name: 'bench', accountId });
-  const token = await request(baseUrl, 'POST', '/admin/tokens', ADMIN_TOKEN, { name: 'bench', accountId });
-  const webhook = await request(baseUrl, 'POST', '/admin/webhooks', ADMIN_TOKEN, { url: receiverUrl, accountId });
+  const tenant = await createTenant(baseUrl, ADMIN_TOKEN, 'bench webhooks');
+  const webhook = await request(baseUrl, 'POST', '/admin/webhooks', ADMIN_TOKEN, {
+    url: receiverUrl,
+    accountId: tenant.accountId,
+  });
   if (webhook.status !== 201) throw new Error(`webhook registration failed: ${JSON.stringify(webhook.body)}`);
-  return { productId: product.body.id as string, token: token.body.token as string };
+  return tenant;
 }
 
 /**
@@ -382,12 +347,7 @@ async function main() {
   });
   const receiver = await startReceiver();
   try {
-    const account = await request(server.url, 'POST', '/admin/accounts', ADMIN_TOKEN, { name: 'bench' });
-    const accountId = account.body.id as string;
-    const product = await request(server.url, 'POST', '/admin/products', ADMIN_TOKEN, { name: 'bench', accountId });
-    const productId = product.body.id as string;
-    const tokenResponse = await request(server.url, 'POST', '/admin/tokens', ADMIN_TOKEN, { name: 'bench', accountId });
-    const token = tokenResponse.body.token as string;
+    const { accountId, productId, token } = await createTenant(server.url, ADMIN_TOKEN, 'bench');
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
     const created = await request(server.url, 'POST', '/create-key', token, { productId, usesPerKey: '5' });
     if (created.status !== 200) throw new Error(`create-key failed: ${JSON.stringify(created.body)}`);
