@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import autocannon from 'autocannon';
 import { createFreshDatabase, request, startServer } from '../scripts/server-process.js';
+import { createTenant } from './shared.js';
 
 process.env.DATABASE_URL ??= 'postgres://postgres@127.0.0.1:5432/postgres';
 const DURATION = Number(process.env.BENCH_DURATION ?? 15);
@@ -28,23 +29,16 @@ async function run(label: string, databaseUrl: string, env: Record<string, strin
     ...env,
   });
   try {
-    const account = await request(server.url, 'POST', '/admin/accounts', ADMIN_TOKEN, { name: 'overload' });
-    const product = await request(server.url, 'POST', '/admin/products', ADMIN_TOKEN, {
-      name: 'overload',
-      accountId: account.body.id,
-    });
-    const token = (
-      await request(server.url, 'POST', '/admin/tokens', ADMIN_TOKEN, { name: 'o', accountId: account.body.id })
-    ).body.token as string;
-    const created = await request(server.url, 'POST', '/create-key', token, { productId: product.body.id });
-    const url = `${server.url}/key?productId=${product.body.id}&licenseKey=${encodeURIComponent(created.body.key)}`;
+    const tenant = await createTenant(server.url, ADMIN_TOKEN, 'overload');
+    const created = await request(server.url, 'POST', '/create-key', tenant.token, { productId: tenant.productId });
+    const url = `${server.url}/key?productId=${tenant.productId}&licenseKey=${encodeURIComponent(created.body.key)}`;
     // Give the admission's event-loop check its start-up grace (2 s) before the load.
     await new Promise((resolve) => setTimeout(resolve, 2500));
     const result = await autocannon({
       url,
       connections: CONNECTIONS,
       duration: DURATION,
-      headers: { authorization: `Bearer ${token}` },
+      headers: { authorization: `Bearer ${tenant.token}` },
     });
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     const served = result.requests.total - result.non2xx;

@@ -1,5 +1,5 @@
 /**
- * What the benchmark (run.ts) and the soak (soak.ts) share: the tenant they drive traffic for, and
+ * What the benchmarks (run.ts, overload.ts) and the soak (soak.ts) share: the tenant they drive traffic for, and
  * a loopback webhook receiver.
  */
 import { createServer } from 'node:http';
