@@ -5,7 +5,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
+import { acquireDataDirLock, type DataDirLock, type StaleLock } from './data-dir-lock.js';
 import * as schema from './schema/index.js';
 
 export type Schema = typeof schema;
@@ -25,6 +25,8 @@ export interface Database {
   ping(): Promise<void>;
   close(): Promise<void>;
   poolStats(): PoolStats;
+  /** Embedded database: the data-directory lock was left by a process that is gone (log it). */
+  readonly lockTakenOverFrom?: StaleLock;
 }
 
 export interface PostgresOptions {
@@ -135,6 +137,7 @@ export async function openPglite(options: PgliteOptions): Promise<Database & { c
     kind: 'pglite',
     db,
     client: pglite,
+    lockTakenOverFrom: lock?.takenOverFrom,
     async ping() {
       await db.execute(sql`select 1`);
     },
