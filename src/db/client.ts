@@ -6,6 +6,7 @@ import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { acquireDataDirLock, type DataDirLock, type StaleLock } from './data-dir-lock.js';
+import { createPglite } from './pglite-durability.js';
 import * as schema from './schema/index.js';
 
 export type Schema = typeof schema;
@@ -117,6 +118,8 @@ export interface PgliteOptions {
   dataDir?: string;
   /** An already open instance (tests clone a migrated template). */
   instance?: PGlite;
+  /** fsync the WAL on every commit (PGLITE_FSYNC); default true. */
+  fsync?: boolean;
 }
 
 export async function openPglite(options: PgliteOptions): Promise<Database & { client: PGlite }> {
@@ -125,7 +128,9 @@ export async function openPglite(options: PgliteOptions): Promise<Database & { c
   if (!client) {
     if (options.dataDir) lock = acquireDataDirLock(options.dataDir);
     try {
-      client = await PGlite.create(options.dataDir);
+      client = options.dataDir
+        ? await createPglite(options.dataDir, { fsync: options.fsync ?? true })
+        : await PGlite.create();
     } catch (err) {
       lock?.release();
       throw err;
