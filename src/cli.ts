@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import type { Database } from './db/client.js';
-import { DataDirInUseError } from './db/data-dir-lock.js';
+import { DataDirInUseError, staleLockMessage } from './db/data-dir-lock.js';
 import { openDatabase } from './db/open.js';
 import { withTransaction } from './db/unit-of-work.js';
 import { parseIsoDate } from './lib/dates.js';
@@ -255,6 +255,9 @@ export async function runCli(argv: string[], stdout = process.stdout, stderr = p
       throw new UsageError(`Unknown command: ${command}`);
     }
     database = await openDatabase(config);
+    if (database.lockTakenOverFrom) {
+      stderr.write(`keymint-server: warning: ${staleLockMessage(database.lockTakenOverFrom)}\n`);
+    }
     if (command === 'migrate') {
       out('Database is up to date.', { migrated: true });
     } else {

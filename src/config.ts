@@ -29,6 +29,8 @@ export const EnvSchema = Type.Object({
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   DATA_DIR: Type.String({ minLength: 1, default: './data' }),
+  // false: the embedded database's commits reach the OS, not the disk (survive a crash, not a power loss).
+  PGLITE_FSYNC: Flag('PGLITE_FSYNC', true),
   ADMIN_TOKEN: Type.Optional(Type.String({ minLength: 16 })),
   SECRET_KEY: Type.Optional(Type.String({ minLength: 16 })),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
@@ -70,6 +72,8 @@ export interface Config {
   host: string;
   databaseUrl: string | undefined;
   dataDir: string;
+  /** The embedded database fsyncs its WAL on every commit. */
+  pgliteFsync: boolean;
   adminToken: string | undefined;
   secretKey: string | undefined;
   redisUrl: string | undefined;
@@ -208,6 +212,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST,
     databaseUrl: env.DATABASE_URL,
     dataDir: env.DATA_DIR,
+    pgliteFsync: flag(env.PGLITE_FSYNC),
     adminToken: env.ADMIN_TOKEN,
     secretKey: env.SECRET_KEY,
     redisUrl: env.REDIS_URL,

@@ -5,7 +5,8 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
+import { acquireDataDirLock, type DataDirLock, type StaleLock } from './data-dir-lock.js';
+import { createPglite } from './pglite-durability.js';
 import * as schema from './schema/index.js';
 
 export type Schema = typeof schema;
@@ -25,6 +26,8 @@ export interface Database {
   ping(): Promise<void>;
   close(): Promise<void>;
   poolStats(): PoolStats;
+  /** Embedded database: the data-directory lock was left by a process that is gone (log it). */
+  readonly lockTakenOverFrom?: StaleLock;
 }
 
 export interface PostgresOptions {
@@ -122,6 +125,8 @@ export interface PgliteOptions {
   dataDir?: string;
   /** An already open instance (tests clone a migrated template). */
   instance?: PGlite;
+  /** fsync the WAL on every commit (PGLITE_FSYNC); default true. */
+  fsync?: boolean;
 }
 
 export async function openPglite(options: PgliteOptions): Promise<Database & { client: PGlite }> {
@@ -130,7 +135,9 @@ export async function openPglite(options: PgliteOptions): Promise<Database & { c
   if (!client) {
     if (options.dataDir) lock = acquireDataDirLock(options.dataDir);
     try {
-      client = await PGlite.create(options.dataDir);
+      client = options.dataDir
+        ? await createPglite(options.dataDir, { fsync: options.fsync ?? true })
+        : await PGlite.create();
     } catch (err) {
       lock?.release();
       throw err;
@@ -142,6 +149,7 @@ export async function openPglite(options: PgliteOptions): Promise<Database & { c
     kind: 'pglite',
     db,
     client: pglite,
+    lockTakenOverFrom: lock?.takenOverFrom,
     async ping() {
       await db.execute(sql`select 1`);
     },

@@ -8,13 +8,14 @@ import { migratePgliteDatabase, migratePostgresDatabase } from './migrate.js';
  * DATABASE_URL is set (migrations under an advisory lock), else embedded PGlite in DATA_DIR.
  */
 export async function openDatabase(
-  config: Pick<Config, 'databaseUrl' | 'dataDir' | 'dbPoolSize'> & Partial<Pick<Config, 'requestTimeoutMs'>>,
+  config: Pick<Config, 'databaseUrl' | 'dataDir' | 'dbPoolSize'> &
+    Partial<Pick<Config, 'requestTimeoutMs' | 'pgliteFsync'>>,
 ): Promise<Database> {
   if (config.databaseUrl) {
     await migratePostgresDatabase(config.databaseUrl);
     return openPostgres({ url: config.databaseUrl, poolSize: config.dbPoolSize, timeoutMs: config.requestTimeoutMs });
   }
-  const database = await openPglite({ dataDir: resolve(config.dataDir) });
+  const database = await openPglite({ dataDir: resolve(config.dataDir), fsync: config.pgliteFsync });
   try {
     await migratePgliteDatabase(database.client);
   } catch (err) {
