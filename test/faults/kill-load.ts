@@ -8,6 +8,9 @@ import { request, type ServerProcess } from '../../scripts/server-process.js';
  * then fail, which is expected. Every 200 is recorded, for `verifyAcknowledged`.
  */
 
+/** Acknowledged requests before the kill: KILL_LOAD_ACKS, default 800 (about 1,100 requests sent). */
+export const KILL_AFTER = Number(process.env.KILL_LOAD_ACKS ?? 800);
+
 /** Each key allows two devices and is tried from three hosts, then from the first one again. */
 export const MAX_ACTIVATIONS = 2;
 const HOSTS = ['host-a', 'host-b', 'host-c', 'host-a'];
