@@ -22,7 +22,8 @@ async function fsyncedDuring(fn: () => Promise<unknown>): Promise<string[]> {
   return paths;
 }
 
-describe('durability of the embedded database (PGLITE_FSYNC)', () => {
+// Embedded-database only: the PGlite pass runs it; the PostgreSQL pass (DATABASE_URL) would repeat it.
+describe.skipIf(Boolean(process.env.DATABASE_URL))('durability of the embedded database (PGLITE_FSYNC)', () => {
   const dirs: string[] = [];
   /** A copy of the suite's migrated template: an existing data directory, as at a restart. */
   const dataDir = () => {
