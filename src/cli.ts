@@ -9,8 +9,8 @@ import { AppError } from './lib/errors.js';
 import { createAccount, listAccounts } from './modules/admin/accounts.js';
 import { createProduct, listProducts, updateProduct } from './modules/admin/products.js';
 import { createAccessToken, listAccessTokens, revokeAccessToken } from './modules/admin/tokens.js';
+import { BackupError } from './modules/backup/archive.js';
 import { backupCommand, restoreCommand } from './modules/backup/command.js';
-import { BackupError } from './modules/backup/embedded.js';
 import { SigningKeys } from './modules/license-files/signing-keys.js';
 import { checkNewWebhook, createWebhook, deleteWebhook, listWebhooks } from './modules/webhooks/admin.js';
 

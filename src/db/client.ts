@@ -1,12 +1,9 @@
 import { connect, type Socket } from 'node:net';
-import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
-import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
-import { acquireDataDirLock, type DataDirLock, type StaleLock } from './data-dir-lock.js';
-import { createPglite } from './pglite-durability.js';
+import type { StaleLock } from './data-dir-lock.js';
 import * as schema from './schema/index.js';
 
 export type Schema = typeof schema;
@@ -116,53 +113,6 @@ export function openPostgres(options: PostgresOptions): Database {
     },
     poolStats() {
       return { size: counter.open, max };
-    },
-  };
-}
-
-export interface PgliteOptions {
-  /** Directory of the embedded database; omitted = in memory. */
-  dataDir?: string;
-  /** An already open instance (tests clone a migrated template). */
-  instance?: PGlite;
-  /** fsync the WAL on every commit (PGLITE_FSYNC); default true. */
-  fsync?: boolean;
-}
-
-export async function openPglite(options: PgliteOptions): Promise<Database & { client: PGlite }> {
-  let lock: DataDirLock | undefined;
-  let client = options.instance;
-  if (!client) {
-    if (options.dataDir) lock = acquireDataDirLock(options.dataDir);
-    try {
-      client = options.dataDir
-        ? await createPglite(options.dataDir, { fsync: options.fsync ?? true })
-        : await PGlite.create();
-    } catch (err) {
-      lock?.release();
-      throw err;
-    }
-  }
-  const pglite = client;
-  const db = drizzlePglite(pglite, { schema, casing: 'snake_case' }) as unknown as Db;
-  return {
-    kind: 'pglite',
-    db,
-    client: pglite,
-    lockTakenOverFrom: lock?.takenOverFrom,
-    async ping() {
-      await db.execute(sql`select 1`);
-    },
-    async close() {
-      try {
-        if (!pglite.closed) await pglite.close();
-      } finally {
-        lock?.release();
-      }
-    },
-    poolStats() {
-      // One embedded connection, open while the database is.
-      return { size: pglite.closed ? 0 : 1, max: 1 };
     },
   };
 }

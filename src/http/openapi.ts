@@ -1,6 +1,5 @@
 import swagger from '@fastify/swagger';
-import scalar from '@scalar/fastify-api-reference';
-import type { FastifyInstance, RouteOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
 import fp from 'fastify-plugin';
 import { serverVersion } from '../lib/version.js';
 import { IDEMPOTENCY_KEY_HEADER, IDEMPOTENT_METHODS, IDEMPOTENT_REPLAYED_HEADER } from './idempotency.js';
@@ -164,10 +163,33 @@ export const openApiPlugin = fp<OpenApiPluginOptions>(
 
     app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-    // Scalar's routes (under /docs) get the page's Content-Security-Policy and its nonces.
+    // The interactive reference (Scalar) under /docs, with the page's Content-Security-Policy and
+    // its nonces. Its bundle is ~30 MB in memory once loaded: it is loaded by the first request
+    // for it, into an app of its own that these routes hand their requests to.
     app.addHook('onRoute', docsPagePolicy('/docs'));
-    await app.register(scalar, {
-      routePrefix: '/docs',
+    const forward = lazyDocs('/docs');
+    for (const url of ['/docs', '/docs/*']) {
+      app.route({ method: ['GET', 'HEAD'], url, schema: { hide: true }, handler: forward });
+    }
+  },
+  { name: 'keymint-openapi' },
+);
+
+/** Headers of the docs app's answer that the outer reply sets itself (length, connection). */
+const HOP_HEADERS = new Set(['content-length', 'connection', 'keep-alive', 'transfer-encoding', 'date']);
+
+/**
+ * A handler that answers from Scalar's own routes (`prefix` and below), registered on first use in
+ * an app of their own: a server whose docs nobody opens never loads the bundle. A text answer is
+ * passed on as text, so that the docs policy's onSend hook can give the page's scripts its nonce.
+ */
+function lazyDocs(prefix: `/${string}`) {
+  let docs: Promise<FastifyInstance> | undefined;
+  const load = async () => {
+    const { default: scalar } = await import('@scalar/fastify-api-reference');
+    const docsApp = Fastify({ logger: false });
+    await docsApp.register(scalar, {
+      routePrefix: prefix,
       configuration: {
         url: '/openapi.json',
         pageTitle: 'keymint-server API',
@@ -179,6 +201,20 @@ export const openApiPlugin = fp<OpenApiPluginOptions>(
         showDeveloperTools: 'never',
       },
     });
-  },
-  { name: 'keymint-openapi' },
-);
+    await docsApp.ready();
+    return docsApp;
+  };
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    docs ??= load().catch((err) => {
+      docs = undefined;
+      throw err;
+    });
+    const answer = await (await docs).inject({ method: 'GET', url: request.url });
+    reply.code(answer.statusCode);
+    for (const [name, value] of Object.entries(answer.headers)) {
+      if (value !== undefined && !HOP_HEADERS.has(name)) reply.header(name, value);
+    }
+    const type = String(answer.headers['content-type'] ?? '');
+    return reply.send(type.startsWith('text/') ? answer.payload : answer.rawPayload);
+  };
+}

@@ -1,7 +1,7 @@
 import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { ConfigError } from '../config.js';
 import { Errors } from '../lib/errors.js';
 
@@ -32,6 +32,8 @@ export async function rateLimitKey(app: FastifyInstance, request: FastifyRequest
 }
 
 async function connectRedis(url: string, log: FastifyBaseLogger): Promise<Redis> {
+  // Loaded only when REDIS_URL is set (~20 MB a process that keeps its counters does not need).
+  const { Redis } = await import('ioredis');
   const redis = new Redis(url, {
     lazyConnect: true,
     // A request never waits for a reconnect: a command fails fast and the request goes on.

@@ -2,7 +2,7 @@ import fs, { cpSync, mkdtempSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
-import { openPglite } from '../../src/db/client.js';
+import { openPglite } from '../../src/db/pglite.js';
 
 const onLinux = process.platform === 'linux';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ServerProcess, startServer } from '../../scripts/server-process.js';
-import { openPglite } from '../../src/db/client.js';
+import { openPglite } from '../../src/db/pglite.js';
 import { ADMIN_TOKEN } from '../helpers/app.js';
 import { provisionTenant } from '../helpers/race.js';
 import { COUNT_QUERY, expectNoHalfWrites, KILL_AFTER, runLoadAndKill, verifyAcknowledged } from './kill-load.js';

@@ -7,8 +7,9 @@ import { afterAll, beforeAll, inject } from 'vitest';
 import { createFreshDatabase } from '../../scripts/server-process.js';
 import { buildApp } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
-import { type Database, openPglite, openPostgres } from '../../src/db/client.js';
+import { type Database, openPostgres } from '../../src/db/client.js';
 import { migratePostgresDatabase } from '../../src/db/migrate.js';
+import { openPglite } from '../../src/db/pglite.js';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
 

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { TestProject } from 'vitest/node';
-import { migratePgliteDatabase, migratePostgresDatabase } from '../../src/db/migrate.js';
+import { migratePostgresDatabase } from '../../src/db/migrate.js';
+import { migratePgliteDatabase } from '../../src/db/pglite.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -23,6 +23,14 @@ export interface BackupHeader {
   sha256: string;
 }
 
+/** A backup or restore that cannot be done as asked; the message tells the operator what to do. */
+export class BackupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BackupError';
+  }
+}
+
 /** A file that is not a backup this server can restore; the message says why. */
 export class BackupFileError extends Error {
   constructor(message: string) {

@@ -1,14 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Config } from '../../config.js';
-import { BackupFileError, decodeBackup } from './archive.js';
-import { BackupError, backupDataDir, restoreBackup, writeFileAtomic } from './embedded.js';
+import { BackupError, BackupFileError, decodeBackup } from './archive.js';
 import { downloadBackup } from './remote.js';
 
 export interface CommandOutput {
   human: string;
   json: unknown;
 }
+
+/** The embedded database's side, loaded when a command needs it (it loads PGlite). */
+const embedded = () => import('./embedded.js');
 
 const megabytes = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
@@ -21,10 +23,11 @@ export async function backupCommand(config: Config, file: string, url: string | 
   } else if (config.databaseUrl) {
     throw new BackupError('DATABASE_URL is set: back up PostgreSQL with pg_dump (see the README, "Backups")');
   } else {
+    const { backupDataDir } = await embedded();
     data = await backupDataDir(resolve(config.dataDir));
   }
   const path = resolve(file);
-  writeFileAtomic(path, data);
+  (await embedded()).writeFileAtomic(path, data);
   const { header } = decodeBackup(data);
   const seconds = (Date.now() - started) / 1000;
   return {
@@ -48,6 +51,7 @@ export async function restoreCommand(config: Config, file: string, force: boolea
   }
   const dataDir = resolve(config.dataDir);
   try {
+    const { restoreBackup } = await embedded();
     const { header, movedAside } = await restoreBackup(data, dataDir, { force });
     return {
       human:

@@ -14,18 +14,12 @@ import {
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { openPglite } from '../../db/client.js';
 import { acquireDataDirLock, DataDirInUseError } from '../../db/data-dir-lock.js';
-import { MIGRATIONS_FOLDER, migratePgliteDatabase } from '../../db/migrate.js';
-import { BackupFileError, type BackupHeader, decodeBackup, encodeBackup } from './archive.js';
+import { MIGRATIONS_FOLDER } from '../../db/migrate.js';
+import { migratePgliteDatabase, openPglite } from '../../db/pglite.js';
+import { BackupError, BackupFileError, type BackupHeader, decodeBackup, encodeBackup } from './archive.js';
 
-/** A backup or restore that cannot be done as asked; the message tells the operator what to do. */
-export class BackupError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'BackupError';
-  }
-}
+export { BackupError };
 
 /** The data-dir lock's pid file (src/db/data-dir-lock.ts): never part of a restored directory. */
 const LOCK_FILE = 'keymint-server.pid';

@@ -1,5 +1,4 @@
-import { decodeBackup } from './archive.js';
-import { BackupError } from './embedded.js';
+import { BackupError, decodeBackup } from './archive.js';
 
 /**
  * Online backup: asks a running server for a snapshot (`GET /admin/backup`) and checks the

@@ -3,7 +3,6 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { ErrorResponses } from '../../http/schemas.js';
 import { Errors } from '../../lib/errors.js';
-import { backupPglite } from './embedded.js';
 
 /** `GET /admin/backup` (docs/api.md, "Admin API"), registered in the admin context (under /admin). */
 export async function backupAdminRoutes(app: FastifyInstance) {
@@ -29,6 +28,8 @@ export async function backupAdminRoutes(app: FastifyInstance) {
       const { client } = app.database as { client?: PGlite };
       if (app.database.kind !== 'pglite' || !client) throw Errors.backupNeedsPgDump();
       const started = Date.now();
+      // Loaded on use: a server on PostgreSQL never loads PGlite.
+      const { backupPglite } = await import('./embedded.js');
       const file = await backupPglite(client);
       request.log.info({ bytes: file.length, ms: Date.now() - started }, 'backup made');
       const name = `keymint-${new Date()
