@@ -93,7 +93,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   // Off unless CORS_ORIGINS is set; ahead of the limiter, so that its 429 is readable by the page.
   if (config.corsOrigins.length > 0) await app.register(corsPlugin, { origins: config.corsOrigins });
   // The limiter's onRequest hook must come before every authentication hook.
-  await app.register(callerPlugin, { adminToken: config.adminToken, metricsToken: config.metricsToken });
+  await app.register(callerPlugin, {
+    adminToken: config.adminToken,
+    metricsToken: config.metricsToken,
+    tokenCacheTtlMs: config.tokenCacheTtlMs,
+  });
   await app.register(rateLimitPlugin, {
     max: config.rateLimitPerMinute,
     redisUrl: config.redisUrl,

@@ -47,6 +47,9 @@ export const EnvSchema = Type.Object({
   // Browser origins allowed to call the public API (CORS): `*` or exact origins, comma-separated.
   CORS_ORIGINS: Type.Optional(Type.String({ minLength: 1 })),
   BODY_LIMIT: Integer('BODY_LIMIT', { minimum: 1024, maximum: 100 * 1024 * 1024, default: 1024 * 1024 }),
+  // How long a process keeps a resolved access token (0: never). Every change to a token empties
+  // every process's cache at once (LISTEN/NOTIFY); this bounds the rest.
+  TOKEN_CACHE_TTL_MS: Integer('TOKEN_CACHE_TTL_MS', { minimum: 0, maximum: 3_600_000, default: 10_000 }),
   DB_POOL_SIZE: Integer('DB_POOL_SIZE', { minimum: 1, maximum: 1000, default: 10 }),
   // A request not answered in this time gets 503 (its writes roll back); also the database's
   // statement and connect timeouts.
@@ -87,6 +90,8 @@ export interface Config {
   corsOrigins: string[];
   bodyLimit: number;
   dbPoolSize: number;
+  /** Longest a resolved access token is kept in memory; 0 = no token cache. */
+  tokenCacheTtlMs: number;
   requestTimeoutMs: number;
   maxConcurrentRequests: number;
   maxEventLoopDelayMs: number;
@@ -224,6 +229,7 @@ export function loadConfig(source: NodeJS.ProcessEnv = process.env): Config {
     corsOrigins,
     bodyLimit: Number(env.BODY_LIMIT),
     dbPoolSize: Number(env.DB_POOL_SIZE),
+    tokenCacheTtlMs: Number(env.TOKEN_CACHE_TTL_MS),
     requestTimeoutMs: Number(env.REQUEST_TIMEOUT_MS),
     maxConcurrentRequests: Number(env.MAX_CONCURRENT_REQUESTS),
     maxEventLoopDelayMs: Number(env.MAX_EVENT_LOOP_DELAY_MS),

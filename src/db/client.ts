@@ -25,6 +25,22 @@ export interface Database {
   poolStats(): PoolStats;
   /** Embedded database: the data-directory lock was left by a process that is gone (log it). */
   readonly lockTakenOverFrom?: StaleLock;
+  /**
+   * LISTENs on `channel` (PostgreSQL's NOTIFY, delivered when the notifying transaction commits)
+   * until the returned function stops it. Never throws: while no connection listens, the
+   * listener is told `down()` and the connection is retried.
+   */
+  listen(channel: string, listener: NotificationListener): Promise<() => Promise<void>>;
+}
+
+/** What a LISTEN tells its listener; `up` and `down` may repeat. */
+export interface NotificationListener {
+  /** A notification's payload. */
+  notify(payload: string): void;
+  /** Listening: every notification committed from now on arrives. */
+  up(): void;
+  /** Not listening: notifications committed from now on may be lost until the next `up()`. */
+  down(): void;
 }
 
 export interface PostgresOptions {
@@ -114,5 +130,64 @@ export function openPostgres(options: PostgresOptions): Database {
     poolStats() {
       return { size: counter.open, max };
     },
+    listen: (channel, listener) => listenPostgres(options.url, timeoutMs, channel, listener),
+  };
+}
+
+const RELISTEN_DELAY_MS = 1000;
+
+/**
+ * LISTEN on a connection of its own (outside the pool, which would hand it to queries). When it
+ * closes — PostgreSQL restarted, the network dropped it — the listener is told `down()` at once
+ * and the LISTEN is issued again (postgres.js reconnects for it) until it succeeds: `up()`.
+ */
+async function listenPostgres(
+  url: string,
+  timeoutMs: number,
+  channel: string,
+  listener: NotificationListener,
+): Promise<() => Promise<void>> {
+  let stopped = false;
+  let retry: NodeJS.Timeout | undefined;
+  const schedule = (delayMs: number) => {
+    if (stopped || retry) return;
+    retry = setTimeout(() => {
+      retry = undefined;
+      void attempt();
+    }, delayMs);
+  };
+  const client = postgres(url, {
+    max: 1,
+    max_lifetime: null,
+    onnotice: () => {},
+    connect_timeout: Math.ceil(timeoutMs / 1000),
+    // Named with the pid: an operator (or a test) can tell the processes' listeners apart.
+    connection: { application_name: `keymint-server listener ${process.pid}` },
+    onclose: () => {
+      listener.down();
+      schedule(0);
+    },
+    // Untyped in postgres.js: every notification of the connection (its listen() hides onclose).
+    ...({
+      onnotify: (from: string, payload: string) => {
+        if (from === channel) listener.notify(payload);
+      },
+    } as object),
+  });
+  const attempt = async () => {
+    try {
+      await client.unsafe(`listen "${channel.replaceAll('"', '""')}"`);
+      if (!stopped) listener.up();
+    } catch {
+      listener.down();
+      schedule(RELISTEN_DELAY_MS);
+    }
+  };
+  await attempt();
+  return async () => {
+    stopped = true;
+    clearTimeout(retry);
+    listener.down();
+    await client.end({ timeout: 1 });
   };
 }

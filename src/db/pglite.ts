@@ -57,6 +57,15 @@ export async function openPglite(options: PgliteOptions): Promise<Database & { c
       // One embedded connection, open while the database is.
       return { size: pglite.closed ? 0 : 1, max: 1 };
     },
+    // One process, one connection: listening never stops while the database is open.
+    async listen(channel, listener) {
+      const unlisten = await pglite.listen(channel, (payload) => listener.notify(payload));
+      listener.up();
+      return async () => {
+        listener.down();
+        if (!pglite.closed) await unlisten();
+      };
+    },
   };
 }
 

@@ -94,6 +94,19 @@ describe('401 Invalid access token', () => {
     expectError(await client(t.app, token).get('/customer'), ERRORS.invalidToken);
   });
 
+  it('a token revoked in plain SQL is refused once its notification arrives, long before the cache TTL', async () => {
+    const { id, token } = await tokenWithId(tenant.accountId);
+    for (let i = 0; i < 2; i++) expect((await client(t.app, token).get('/customer')).status).toBe(200);
+    expect(t.app.tokenCache?.size).toBeGreaterThan(0);
+    await t.database.db.update(accessTokens).set({ revokedAt: new Date() }).where(eq(accessTokens.id, id));
+    // PostgreSQL delivers the trigger's notification on the listening connection at the commit:
+    // milliseconds (PGlite: before the UPDATE returns). The cache would keep the token 10 s.
+    const deadline = Date.now() + 2000;
+    let answer = await client(t.app, token).get('/customer');
+    while (answer.status === 200 && Date.now() < deadline) answer = await client(t.app, token).get('/customer');
+    expectError(answer, ERRORS.invalidToken);
+  });
+
   it('an expired token is refused; one expiring later works', async () => {
     const { id, token } = await tokenWithId(tenant.accountId, { expiresAt: '2999-01-01T00:00:00Z' });
     expect((await createKeyWith(`Bearer ${token}`, tenant.productId)).status).toBe(200);

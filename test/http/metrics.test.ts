@@ -46,6 +46,19 @@ describe('GET /metrics without METRICS_TOKEN', () => {
     );
   });
 
+  it('counts token-cache hits and misses, and says the cache is listening', async () => {
+    const tenant = await createTenant(t.app);
+    const before = await scrape();
+    for (let i = 0; i < 3; i++) expect((await tenant.api.get('/customer')).status).toBe(200);
+    const after = await scrape();
+    const lookups = (text: string, result: string) => sample(text, 'keymint_token_cache_lookups_total', { result });
+    // The tenant's token was resolved once (when createTenant used it, or by the first of these).
+    expect(lookups(after, 'hit') - lookups(before, 'hit')).toBeGreaterThanOrEqual(2);
+    expect(lookups(after, 'miss') - lookups(before, 'miss')).toBeLessThanOrEqual(1);
+    expect(sample(after, 'keymint_token_cache_listening', {})).toBe(1);
+    expect(sample(after, 'keymint_token_cache_entries', {})).toBeGreaterThanOrEqual(1);
+  });
+
   it('labels a request with its route pattern, never the raw URL', async () => {
     const missingId = 'ffffffffffffffffffffff';
     expectError(

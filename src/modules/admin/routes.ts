@@ -107,7 +107,11 @@ export async function adminRoutes(fastify: FastifyInstance) {
     '/tokens/:id',
     { schema: { tags, params: IdParamsSchema, response: { 200: MessageResponseSchema, ...ErrorResponses } } },
     async (request) => {
+      // Waiting for this process's copy of the revocation's notification (registered before the
+      // commit, which sends it): once it answers, every process's token cache has been told.
+      const notified = app.tokenCache?.notified(request.params.id, 1000);
       await withTransaction(db, (tx) => revokeAccessToken(tx, request.params.id), request.deadline);
+      await notified;
       return { code: 0 as const, message: 'Token revoked' };
     },
   );

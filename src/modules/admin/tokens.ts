@@ -7,6 +7,7 @@ import { newAccessToken, newId } from '../../lib/ids.js';
 import { type AuthContext, SCOPES } from '../../lib/scopes.js';
 import { resolveAccountId } from './accounts.js';
 import type { TokenView } from './schemas.js';
+import type { ResolvedToken, TokenCache } from './token-cache.js';
 
 /** Access tokens: created and revoked by the admin API and the CLI, resolved on every request. */
 
@@ -83,10 +84,10 @@ export async function revokeAccessToken(db: Db, id: string) {
 
 /**
  * Resolves a presented access token by its SHA-256. Revoked and expired tokens resolve to
- * nothing. Looked up on every request, never cached, so a revocation takes effect at once
- * in every process.
+ * nothing. With a `cache` (TokenCache: emptied by every change to a token row, in every process),
+ * a token resolved before costs no database round trip; its expiry is checked on every use.
  */
-export function createTokenResolver(db: Db) {
+export function createTokenResolver(db: Db, cache?: TokenCache) {
   const lookup = db
     .select({
       id: accessTokens.id,
@@ -100,16 +101,23 @@ export function createTokenResolver(db: Db) {
     .where(eq(accessTokens.tokenHash, sql.placeholder('hash')))
     .prepare('access_token_by_hash');
 
+  const usable = (token: ResolvedToken | undefined, now: number) =>
+    token !== undefined && (token.expiresAt === null || token.expiresAt > now) ? token.auth : undefined;
+
   return async (token: string): Promise<AuthContext | undefined> => {
     if (!token.startsWith('at_') || token.length > 512) return undefined;
-    const [row] = await lookup.execute({ hash: sha256Hex(token) });
+    const hash = sha256Hex(token);
+    const cached = cache?.get(hash, Date.now());
+    if (cached !== undefined) return usable(cached, Date.now());
+    const epoch = cache?.epoch ?? 0;
+    const [row] = await lookup.execute({ hash });
     if (!row || row.revokedAt !== null) return undefined;
-    if (row.expiresAt !== null && row.expiresAt.getTime() <= Date.now()) return undefined;
-    return {
-      tokenId: row.id,
-      accountId: row.accountId,
-      scopes: new Set(row.scopes),
-      productIds: row.productIds,
+    const resolved: ResolvedToken = {
+      auth: { tokenId: row.id, accountId: row.accountId, scopes: new Set(row.scopes), productIds: row.productIds },
+      expiresAt: row.expiresAt?.getTime() ?? null,
     };
+    const now = Date.now();
+    cache?.set(hash, resolved, epoch, now);
+    return usable(resolved, now);
   };
 }
