@@ -1,4 +1,4 @@
-import { and, asc, eq, sql } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { executePrepared, preparedOnce } from '../../db/prepared.js';
 import {
@@ -17,6 +17,7 @@ import { newId } from '../../lib/ids.js';
 import { generateLicenseKey, type KeyFormat } from '../../lib/key-format.js';
 import { type AuthContext, canSeeProduct } from '../../lib/scopes.js';
 import { answerUpdate } from '../idempotency/store.js';
+import type { DeviceView } from './schemas.js';
 
 /** Data access of license keys and their devices. */
 
@@ -318,17 +319,47 @@ export async function findKeyWithCustomer(
   return row;
 }
 
-const devicesOfKey = preparedOnce((db) =>
+/** A key's devices as the contract shows them (DeviceView), oldest activation first, in JSON. */
+const deviceViewsOf = (licenseKeyId: typeof licenseKeys.id) =>
+  sql<DeviceView[]>`coalesce((
+    select json_agg(json_build_object(
+      'hostId', ${devices.hostId}, 'deviceTag', ${devices.deviceTag}, 'ipAddress', ${devices.ipAddress},
+      'activationTime', to_char(${devices.activatedAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
+    ) order by ${devices.activatedAt}, ${devices.id})
+    from ${devices} where ${devices.licenseKeyId} = ${licenseKeyId}
+  ), '[]'::json)`.mapWith((value: unknown) => (typeof value === 'string' ? JSON.parse(value) : value));
+
+const keyWithCustomerAndDevices = preparedOnce((db) =>
   db
-    .select()
-    .from(devices)
-    .where(eq(devices.licenseKeyId, sql.placeholder('licenseKeyId')))
-    .orderBy(asc(devices.activatedAt), asc(devices.id))
-    .prepare('devices_of_license_key'),
+    .select({
+      key: licenseKeys,
+      customer: { id: customers.id, name: customers.name, email: customers.email, active: customers.active },
+      devices: deviceViewsOf(licenseKeys.id),
+    })
+    .from(licenseKeys)
+    .innerJoin(products, eq(products.id, licenseKeys.productId))
+    .leftJoin(customers, eq(customers.id, licenseKeys.customerId))
+    .where(
+      and(
+        eq(licenseKeys.productId, sql.placeholder('productId')),
+        eq(licenseKeys.key, sql.placeholder('licenseKey')),
+        eq(licenseKeys.accountId, sql.placeholder('accountId')),
+        eq(products.active, true),
+      ),
+    )
+    .limit(1)
+    .prepare('license_key_with_customer_and_devices'),
 );
 
-/** A key's devices, oldest activation first. */
-export const listDevices = (db: Db, licenseKeyId: string) => devicesOfKey(db).execute({ licenseKeyId });
+/** `findKeyWithCustomer` and the key's devices, in one statement (GET /key's one round trip). */
+export async function findKeyWithCustomerAndDevices(
+  db: Db,
+  accountId: string,
+  lookup: { productId: string; licenseKey: string },
+) {
+  const [row] = await keyWithCustomerAndDevices(db).execute({ ...lookup, accountId });
+  return row;
+}
 
 export interface NewDevice {
   hostId: string;

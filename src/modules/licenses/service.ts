@@ -20,12 +20,11 @@ import {
 } from './policy.js';
 import {
   deleteDevices,
-  findKeyWithCustomer,
+  findKeyWithCustomerAndDevices,
   findUsableProduct,
   hasDevice,
   insertDeviceWithinLimit,
   insertUniqueKeys,
-  listDevices,
   lockLicenseKey,
   type NewKeySettings,
   type SingleKeyAnswer,
@@ -40,7 +39,7 @@ import type {
   LicenseWithCustomer,
   UpdateKeyBody,
 } from './schemas.js';
-import { toDeviceView, toLicenseView } from './views.js';
+import { toLicenseView } from './views.js';
 
 /**
  * License-key operations (docs/api.md, "Create license keys" to "Block and unblock"). Each takes
@@ -200,13 +199,9 @@ async function resolveKeyCustomer(
 /** `GET /key`, `POST /get-key`: no state check, blocked and expired keys are returned. */
 export async function getLicenseKey(db: Db, auth: AuthContext, lookup: KeyLookup): Promise<LicenseWithCustomer> {
   if (!canSeeProduct(auth, lookup.productId)) throw Errors.licenseKeyNotFound();
-  const row = await findKeyWithCustomer(db, auth.accountId, lookup);
+  const row = await findKeyWithCustomerAndDevices(db, auth.accountId, lookup);
   if (!row) throw Errors.licenseKeyNotFound();
-  const keyDevices = await listDevices(db, row.key.id);
-  return {
-    license: { ...toLicenseView(row.key, keyDevices.length), devices: keyDevices.map(toDeviceView) },
-    customer: row.customer,
-  };
+  return { license: { ...toLicenseView(row.key, row.devices.length), devices: row.devices }, customer: row.customer };
 }
 
 /** Sockets on a dual-stack listener report IPv4 clients as IPv4-mapped IPv6 addresses. */
