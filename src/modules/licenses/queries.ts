@@ -2,6 +2,7 @@ import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { executePrepared, preparedOnce } from '../../db/prepared.js';
 import {
+  type Customer,
   customers,
   devices,
   idempotencyKeys,
@@ -286,6 +287,90 @@ export async function lockLicenseKey(
     .for('update', { of: licenseKeys });
   const [row] = await executePrepared(query, 'lock_license_key');
   return row?.key;
+}
+
+/** What `lockKeyAndRecordDevice` found and did. */
+export interface LockedActivation {
+  key: LicenseKey;
+  /** The key's customer (none: the key has none). */
+  customer: Customer | undefined;
+  /** A device was inserted for the host. */
+  recorded: boolean;
+  /** The host was already active on the key (nothing inserted). */
+  present: boolean;
+}
+
+/**
+ * An activation's two statements, sent together (pipelined: one round trip, the key row's lock
+ * held only inside PostgreSQL meanwhile):
+ * 1. the key with its customer, the key row locked `FOR UPDATE` until the transaction ends;
+ * 2. the device, inserted unless the host is already active on the key or the key holds
+ *    `maxActivations` devices, and whether the host was there. PostgreSQL runs it once the lock
+ *    is granted, on a snapshot taken then: it counts every device the previous holder committed.
+ * The insert does not apply the licensing rules (blocked, expired, ...): the caller checks them
+ * on the locked row and rolls the transaction back when one fails.
+ */
+export async function lockKeyAndRecordDevice(
+  tx: Db,
+  auth: AuthContext,
+  lookup: { productId: string; licenseKey: string },
+  device: NewDevice,
+): Promise<LockedActivation | undefined> {
+  if (!canSeeProduct(auth, lookup.productId)) return undefined;
+  const theKey = and(
+    eq(licenseKeys.productId, lookup.productId),
+    eq(licenseKeys.key, lookup.licenseKey),
+    eq(licenseKeys.accountId, auth.accountId),
+  );
+  const lock = tx
+    .select({ key: licenseKeys, customer: customers })
+    .from(licenseKeys)
+    .innerJoin(products, eq(products.id, licenseKeys.productId))
+    .leftJoin(customers, and(eq(customers.id, licenseKeys.customerId), eq(customers.accountId, licenseKeys.accountId)))
+    .where(and(theKey, eq(products.active, true)))
+    .limit(1)
+    .for('update', { of: licenseKeys });
+  const text = (value: string | null) => sql`cast(${value} as text)`;
+  const inserted = tx.$with('inserted').as(
+    tx
+      .insert(devices)
+      .select(
+        tx
+          .select({
+            id: text(newId()).as('id'),
+            licenseKeyId: licenseKeys.id,
+            hostId: text(device.hostId).as('host_id'),
+            deviceTag: text(device.deviceTag).as('device_tag'),
+            ipAddress: text(device.ipAddress).as('ip_address'),
+            activatedAt: sql`cast(${new Date().toISOString()} as timestamptz)`.as('activated_at'),
+          })
+          .from(licenseKeys)
+          .where(
+            and(
+              theKey,
+              sql`(${licenseKeys.maxActivations} is null or (select count(*) from ${devices} where ${devices.licenseKeyId} = ${licenseKeys.id}) < ${licenseKeys.maxActivations})`,
+            ),
+          ),
+      )
+      .onConflictDoNothing({ target: [devices.licenseKeyId, devices.hostId] })
+      .returning({ id: devices.id }),
+  );
+  const record = tx
+    .with(inserted)
+    .select({
+      recorded: sql<boolean>`exists (select 1 from ${inserted})`,
+      // Qualified by hand: drizzle leaves the columns in an sql template of a select unqualified.
+      present: sql<boolean>`exists (select 1 from "devices" inner join "license_keys" on "license_keys"."id" = "devices"."license_key_id" where "license_keys"."product_id" = ${lookup.productId} and "license_keys"."key" = ${lookup.licenseKey} and "license_keys"."account_id" = ${auth.accountId} and "devices"."host_id" = ${device.hostId})`,
+    })
+    .from(sql`(select 1) as one`);
+  const [locked, recorded] = await Promise.all([
+    executePrepared(lock, 'lock_license_key_with_customer'),
+    executePrepared(record, 'record_device_within_limit'),
+  ]);
+  const row = locked[0];
+  if (!row) return undefined;
+  const flags = recorded[0]!;
+  return { key: row.key, customer: row.customer ?? undefined, recorded: flags.recorded, present: flags.present };
 }
 
 const keyWithCustomer = preparedOnce((db) =>

@@ -25,7 +25,9 @@ import {
   hasDevice,
   insertDeviceWithinLimit,
   insertUniqueKeys,
+  lockKeyAndRecordDevice,
   lockLicenseKey,
+  type NewDevice,
   type NewKeySettings,
   type SingleKeyAnswer,
   tryInsertSingleKey,
@@ -242,6 +244,12 @@ export async function activateLicenseKey(
   body: ActivateBody,
   clientIp: string | undefined,
 ): Promise<Outcome<{ activation: Activation }>> {
+  const device = {
+    hostId: body.hostId ?? newId(),
+    deviceTag: body.deviceTag ?? null,
+    ipAddress: clientIp === undefined ? null : plainIp(clientIp),
+  };
+  if (!body.licensee) return activateForHost(tx, auth, body, device);
   const key = await lockKey(tx, auth, body);
   assertActivatable(key);
 
@@ -252,15 +260,11 @@ export async function activateLicenseKey(
     // Found by email, it may be assigned below: key-share makes a concurrent delete wait.
     customer = await findCustomerByEmail(tx, auth.accountId, body.licensee.email, { lock: 'key share' });
   }
-  const hostId = body.hostId ?? newId();
+  const { hostId } = device;
   assertUsable(key, { customer, hostId });
 
   const events: DomainEvent[] = [];
-  const recorded = await insertDeviceWithinLimit(tx, key, {
-    hostId,
-    deviceTag: body.deviceTag ?? null,
-    ipAddress: clientIp === undefined ? null : plainIp(clientIp),
-  });
+  const recorded = await insertDeviceWithinLimit(tx, key, device);
   if (recorded) {
     events.push({ type: 'key.activated', licenseKeyId: key.id, hostId });
   } else if (!(await hasDevice(tx, key.id, hostId))) {
@@ -277,17 +281,40 @@ export async function activateLicenseKey(
     await updateLicenseKeyRow(tx, key.id, { customerId: customer.id });
   }
 
-  return {
-    activation: {
-      licenseeName: customer?.name ?? null,
-      licenseeEmail: customer?.email ?? null,
-      hostId,
-      expirationDate: key.expiresAt ? key.expiresAt.toISOString() : null,
-      metadata: key.metadata ?? null,
-      allowedHosts: key.allowedHosts ?? null,
-    },
-    events,
-  };
+  return { activation: activationOf(key, customer, hostId), events };
+}
+
+const activationOf = (key: LicenseKey, customer: Customer | undefined, hostId: string): Activation => ({
+  licenseeName: customer?.name ?? null,
+  licenseeEmail: customer?.email ?? null,
+  hostId,
+  expirationDate: key.expiresAt ? key.expiresAt.toISOString() : null,
+  metadata: key.metadata ?? null,
+  allowedHosts: key.allowedHosts ?? null,
+});
+
+/**
+ * An activation without a licensee to assign (the hot path): the key locked and the device
+ * recorded within the limit in one round trip (lockKeyAndRecordDevice), then the same rules as
+ * above on the locked row. A rule that fails throws, and the transaction's rollback takes the
+ * device back out.
+ */
+async function activateForHost(
+  tx: Db,
+  auth: AuthContext,
+  lookup: KeyLookup,
+  device: NewDevice,
+): Promise<Outcome<{ activation: Activation }>> {
+  const found = await lockKeyAndRecordDevice(tx, auth, lookup, device);
+  if (!found) throw Errors.licenseKeyNotFound();
+  const { key, customer, recorded, present } = found;
+  assertActivatable(key);
+  assertUsable(key, { customer, hostId: device.hostId });
+  if (!recorded && !present) throw Errors.activationLimitReached();
+  const events: DomainEvent[] = recorded
+    ? [{ type: 'key.activated', licenseKeyId: key.id, hostId: device.hostId }]
+    : [];
+  return { activation: activationOf(key, customer, device.hostId), events };
 }
 
 /** `POST /key/deactivate`, `POST /deactivate-key`: one device, or all of them. */

@@ -161,12 +161,10 @@ export async function writeOutbox(
   accountId: string,
   events: DomainEvent[],
   settings: OutboxSettings,
+  accountHooks?: Promise<AccountHook[]>,
 ): Promise<number> {
   if (events.length === 0) return 0;
-  const hooks = await executePrepared(
-    tx.select({ id: webhooks.id, events: webhooks.events }).from(webhooks).where(eq(webhooks.accountId, accountId)),
-    'webhooks_of_account',
-  );
+  const hooks = await (accountHooks ?? webhooksOfAccount(tx, accountId));
   if (hooks.length === 0) return 0;
   const wanted = events
     .map((event) => ({
@@ -207,6 +205,18 @@ export async function writeOutbox(
   return deliveryRows.length;
 }
 
+interface AccountHook {
+  id: string;
+  events: string[];
+}
+
+/** The account's webhooks and the events each wants. */
+const webhooksOfAccount = (tx: Db, accountId: string): Promise<AccountHook[]> =>
+  executePrepared(
+    tx.select({ id: webhooks.id, events: webhooks.events }).from(webhooks).where(eq(webhooks.accountId, accountId)),
+    'webhooks_of_account',
+  );
+
 /** Decorates the app with `commitChange` (the unit of work with its outbox). */
 export const webhookOutboxPlugin = fp(
   async (app: FastifyInstance) => {
@@ -229,8 +239,12 @@ export const webhookOutboxPlugin = fp(
       const result = await withTransaction(
         app.database.db,
         async (tx) => {
+          // Sent with the change's first statement (pipelined on the transaction's connection):
+          // the outbox's read of the account's webhooks costs no round trip of its own.
+          const hooks = webhooksOfAccount(tx, accountId);
+          hooks.catch(() => {}); // a failed change rejects it too; the change's error is the one
           const outcome = await work(tx);
-          deliveries = await writeOutbox(tx, accountId, outcome.events, settings);
+          deliveries = await writeOutbox(tx, accountId, outcome.events, settings, hooks);
           return outcome;
         },
         deadline,
