@@ -63,14 +63,20 @@ export const metricsPlugin = fp<MetricsPluginOptions>(
       },
     });
 
+    // The series of each (method, route, status) are looked up once: prom-client would otherwise
+    // build and hash a label set on every request, twice.
+    const series = new Map<string, { count: { inc(): void }; latency: { observe(value: number): void } }>();
     app.addHook('onResponse', async (request, reply) => {
-      const labels = {
-        method: request.method,
-        route: request.routeOptions.url ?? UNMATCHED_ROUTE,
-        status_code: String(reply.statusCode),
-      };
-      requests.inc(labels);
-      duration.observe(labels, reply.elapsedTime / 1000);
+      const route = request.routeOptions.url ?? UNMATCHED_ROUTE;
+      const id = `${request.method} ${reply.statusCode} ${route}`;
+      let entry = series.get(id);
+      if (entry === undefined) {
+        const labels = { method: request.method, route, status_code: String(reply.statusCode) };
+        entry = { count: requests.labels(labels), latency: duration.labels(labels) };
+        series.set(id, entry);
+      }
+      entry.count.inc();
+      entry.latency.observe(reply.elapsedTime / 1000);
     });
 
     const expected = options.token !== undefined;
