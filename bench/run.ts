@@ -158,6 +158,14 @@ class PostgresCpu {
     return rows.map((row) => row.pid);
   }
 
+  /** Connections PostgreSQL would still accept (max_connections less those in use). */
+  async freeConnections(): Promise<number> {
+    const [row] = await this.sql<{ free: number }[]>`
+      select current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int
+        - (select count(*)::int from pg_stat_activity where backend_type = 'client backend') as free`;
+    return row!.free;
+  }
+
   /** Starts counting; the function returned stops and gives the clock ticks used. */
   async start(): Promise<() => Promise<number>> {
     const first = new Map<number, number>();
@@ -298,7 +306,45 @@ async function http(
   return measure(name, target.pids, pg, () => cannons(split(target, options), DURATION));
 }
 
+/**
+ * pgbench of `script`, once PostgreSQL has room for its clients (other jobs may share the
+ * server: up to a minute's wait). A pgbench that fails gives a row of its own with no figures
+ * (its error printed), so that the rest of the bench still runs.
+ */
 async function pgbench(
+  name: string,
+  databaseUrl: string,
+  pg: PostgresCpu,
+  script: string,
+  variables: Record<string, string>,
+): Promise<Row> {
+  const deadline = Date.now() + 60_000;
+  while ((await pg.freeConnections()) < CONNECTIONS + 5 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  try {
+    return await pgbenchOnce(name, databaseUrl, pg, script, variables);
+  } catch (err) {
+    const stderr = (err as { stderr?: string }).stderr ?? String(err);
+    console.log(`${name} failed: ${stderr.trim().split('\n').slice(-2).join(' / ')}`);
+    return {
+      name,
+      rps: Number.NaN,
+      p50: Number.NaN,
+      p99: Number.NaN,
+      failures: 1,
+      requests: 0,
+      failureKinds: { 'pgbench failed': 1 },
+      serverUs: Number.NaN,
+      pgUs: Number.NaN,
+      benchUs: Number.NaN,
+      cores: Number.NaN,
+      ownCores: Number.NaN,
+    };
+  }
+}
+
+async function pgbenchOnce(
   name: string,
   databaseUrl: string,
   pg: PostgresCpu | undefined,
