@@ -117,7 +117,7 @@ const SERVER_ENV = {
 
 interface Row {
   name: string;
-  /** Requests (transactions) completed per second. */
+  /** Requests (transactions) completed successfully per second (2xx answers). */
   rps: number;
   p50: number;
   p99: number;
@@ -125,7 +125,7 @@ interface Row {
   requests: number;
   /** Failures by kind (status code, "errors", "timeouts"), when there were any. */
   failureKinds?: Record<string, number>;
-  /** CPU µs per request of the server processes (NaN: no server, e.g. pgbench). */
+  /** CPU µs per request answered (whatever the status) of the server processes (NaN: no server, e.g. pgbench). */
   serverUs: number;
   /** CPU µs per request of the PostgreSQL processes of the bench database (NaN: PGlite). */
   pgUs: number;
@@ -255,9 +255,11 @@ function failureKinds(results: autocannon.Result[]): Record<string, number> {
 async function cannons(options: autocannon.Options[], duration: number): Promise<Load> {
   const results = await Promise.all(options.map((option) => autocannon({ ...option, duration })));
   const requests = results.reduce((sum, result) => sum + result.requests.total, 0);
+  const refused = results.reduce((sum, result) => sum + result.non2xx, 0);
   const seconds = Math.max(...results.map((result) => result.duration));
   return {
-    rps: requests / seconds,
+    // Successful requests: a 503 (load shed) is not throughput.
+    rps: (requests - refused) / seconds,
     // Across instances: p50 weighted by requests, p99 the worst.
     p50: results.reduce((sum, result) => sum + result.latency.p50 * result.requests.total, 0) / Math.max(1, requests),
     p99: Math.max(...results.map((result) => result.latency.p99)),
