@@ -802,7 +802,7 @@ function printServerErrors(label: string, server: { errors(): string[] }) {
   const errors = server.errors();
   if (errors.length === 0) return;
   console.log(`\n${label} logged ${errors.length === 20 ? 'at least 20' : errors.length} errors; the first:`);
-  for (const line of errors.slice(0, 5)) console.log(`  ${line.slice(0, 600)}`);
+  for (const line of errors.slice(0, 5)) console.log(`  ${line.slice(0, 2000)}`);
 }
 
 interface Goal {
