@@ -22,9 +22,14 @@ declare module 'autocannon' {
       }>;
     }
     interface Result {
-      requests: { average: number; total: number };
+      /** total: requests answered; sent: requests sent. */
+      requests: { average: number; total: number; sent: number };
+      /** Seconds the run took. */
+      duration: number;
       latency: { p50: number; p99: number; max: number };
       non2xx: number;
+      /** Answers by status code. */
+      statusCodeStats: Record<string, { count: number }>;
       errors: number;
       timeouts: number;
     }

@@ -33,14 +33,25 @@
  * mix does not expect), when the rate was not held, when RSS grows, or when p99 is not steady.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { Agent, request as httpRequest } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createFreshDatabase, request, type ServerProcess, startServer } from '../scripts/server-process.js';
 import { sessionSignature } from '../src/modules/sessions/signature.js';
-import { createTenant, type Receiver, startReceiver } from './shared.js';
+import {
+  type Answer,
+  type Client,
+  cpuSeconds,
+  createClient,
+  createTenant,
+  MB,
+  openLoop,
+  type Receiver,
+  residentSet,
+  percentile as sortedPercentile,
+  startReceiver,
+} from './shared.js';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -95,55 +106,15 @@ const ADMIN_TOKEN = `soak-admin-${randomBytes(12).toString('hex')}`;
 // ---------------------------------------------------------------------------------------------
 // HTTP
 
-// Idle sockets are closed here after 10 s, well before the server's keep-alive timeout (72 s):
-// a socket the server closes while a request is being written to it would fail that request
-// (ECONNRESET) through no fault of the server. Sockets opened during a burst otherwise sit idle.
-const agent = new Agent({ keepAlive: true, maxSockets: 64, timeout: 10_000 });
+let client: Client | undefined;
 let baseUrl = '';
 let token = '';
 let productId = '';
 
-interface Answer {
-  status: number;
-  // biome-ignore lint/suspicious/noExplicitAny: JSON answers, read field by field
-  body: any;
-}
-
 /** One request with the tenant's token; resolves with status 0 on a network error or timeout. */
 function call(method: string, path: string, body?: unknown): Promise<Answer> {
-  return new Promise((resolve) => {
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    const req = httpRequest(
-      `${baseUrl}${path}`,
-      {
-        method,
-        agent,
-        headers: {
-          authorization: `Bearer ${token}`,
-          ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        timeout: REQUEST_TIMEOUT_MS,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown = text;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            // Kept as text for the error report.
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
-        });
-        res.on('error', (err) => resolve({ status: 0, body: String(err) }));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`no answer in ${REQUEST_TIMEOUT_MS} ms`)));
-    req.on('error', (err) => resolve({ status: 0, body: String(err) }));
-    req.end(payload);
-  });
+  client ??= createClient({ baseUrl, token, maxSockets: 64, timeoutMs: REQUEST_TIMEOUT_MS });
+  return client.call(method, path, body);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -357,35 +328,17 @@ function recordError(operation: string, answer: Answer) {
   errorSamples.set(label, (errorSamples.get(label) ?? 0) + 1);
 }
 
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
+const percentile = (values: number[], p: number): number =>
+  sortedPercentile(
+    [...values].sort((a, b) => a - b),
+    p,
+  );
 
 const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
 const median = (values: number[]) => percentile(values, 50);
-const MB = 1024 * 1024;
 /** Seconds as m:ss. */
 const clock = (t: number) => `${Math.floor(t / 60)}:${String(Math.round(t % 60)).padStart(2, '0')}`;
 const mb = (bytes: number) => (Number.isFinite(bytes) ? `${(bytes / MB).toFixed(1)} MB` : '-');
-
-/** The server process's resident set in bytes (VmRSS). */
-function residentSet(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
-  if (!kb) throw new Error(`no VmRSS in /proc/${pid}/status`);
-  return Number(kb) * 1024;
-}
-
-/** CPU seconds the process has used (user + system, /proc/<pid>/stat). */
-function cpuSeconds(pid: number): number {
-  // The fields after the command name (in parentheses, which may hold spaces): utime is the 12th.
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-}
-/** USER_HZ: 100 on Linux for every architecture Node runs on. */
-const CLOCK_TICKS = 100;
 
 /** The server's V8 heap in use (bytes), from its own /metrics; NaN when that fails. */
 async function heapUsed(): Promise<number> {
@@ -463,11 +416,7 @@ async function drive(server: ServerProcess, receiver: Receiver | undefined) {
   const windowAt = (elapsed: number) => windows[Math.min(windowCount - 1, Math.floor(elapsed / WINDOW))]!;
 
   const total = Math.floor(DURATION * RATE);
-  let sent = 0;
-  let inFlight = 0;
-  let overflow = 0;
   const started = performance.now();
-  const pending = new Set<Promise<void>>();
 
   const sample = async () => {
     const t = (performance.now() - started) / 1000;
@@ -513,58 +462,41 @@ async function drive(server: ServerProcess, receiver: Receiver | undefined) {
 
   const fire = (due: number) => {
     const operation = chooseOperation();
-    inFlight++;
-    const promise = operation
-      .send()
-      .then((answer) => {
-        const done = performance.now();
-        const window = windowAt((due - started) / 1000);
-        window.requests++;
-        window.latencies.push(done - due);
-        if (answer.status >= 200 && answer.status < 300) return;
-        const expected = operation.expected?.some(
-          (refusal) => refusal.status === answer.status && answer.body?.message === refusal.message,
-        );
-        if (expected) window.expected4xx++;
-        else {
-          window.errors++;
-          recordError(operation.name, answer);
-        }
-      })
-      .finally(() => {
-        inFlight--;
-        pending.delete(promise);
-      });
-    pending.add(promise);
+    return operation.send().then((answer) => {
+      const done = performance.now();
+      const window = windowAt((due - started) / 1000);
+      window.requests++;
+      window.latencies.push(done - due);
+      if (answer.status >= 200 && answer.status < 300) return;
+      const expected = operation.expected?.some(
+        (refusal) => refusal.status === answer.status && answer.body?.message === refusal.message,
+      );
+      if (expected) window.expected4xx++;
+      else {
+        window.errors++;
+        recordError(operation.name, answer);
+      }
+    });
   };
 
   // Every few milliseconds, send the requests that are due by now (request i at i / RATE s).
-  await new Promise<void>((resolve) => {
-    const tick = setInterval(() => {
-      const now = performance.now();
-      const elapsed = (now - started) / 1000;
-      const due = Math.min(total, Math.floor(elapsed * RATE));
-      for (; sent < due; sent++) {
-        const dueAt = started + (sent / RATE) * 1000;
-        if (inFlight >= MAX_IN_FLIGHT) {
-          overflow++;
-          const window = windowAt((dueAt - started) / 1000);
-          window.requests++;
-          window.errors++;
-          recordError('(load)', { status: 0, body: `over ${MAX_IN_FLIGHT} requests in flight: not sent` });
-          continue;
-        }
-        fire(dueAt);
-      }
-      // A window is reported once every request due in it has been sent (its latecomers still count).
+  const { skipped: overflow } = await openLoop({
+    rate: RATE,
+    total,
+    maxInFlight: MAX_IN_FLIGHT,
+    started,
+    fire,
+    skip: (dueAt) => {
+      const window = windowAt((dueAt - started) / 1000);
+      window.requests++;
+      window.errors++;
+      recordError('(load)', { status: 0, body: `over ${MAX_IN_FLIGHT} requests in flight: not sent` });
+    },
+    // A window is reported once every request due in it has been sent (its latecomers still count).
+    tick: (elapsed) => {
       while (reported < windowCount && elapsed >= (reported + 1) * WINDOW + 1) report(windows[reported++]!);
-      if (sent >= total) {
-        clearInterval(tick);
-        resolve();
-      }
-    }, 5);
+    },
   });
-  await Promise.all(pending);
   clearInterval(sampler);
   await sample();
   while (reported < windowCount) report(windows[reported++]!);
@@ -662,7 +594,7 @@ async function main() {
     if (log) console.log(`server log (warnings and errors, last lines):\n${log.split('\n').slice(-20).join('\n')}`);
     process.exitCode = passed ? 0 : 1;
   } finally {
-    agent.destroy();
+    client?.destroy();
     await server?.stop();
     await receiver?.close();
     await database?.drop();
