@@ -10,7 +10,8 @@ import { usingPostgres } from '../helpers/app.js';
  */
 describe.skipIf(!usingPostgres)('postgres.js (patched): transactions under a full pipeline', () => {
   it('sql.begin reserves its connection when its BEGIN fills the pipeline; other queries stay outside', async () => {
-    const sql = postgres(process.env.DATABASE_URL!, { max: 2, max_pipeline: 1, onnotice: () => {} });
+    // max_pipeline is a postgres.js option its types leave out.
+    const sql = postgres(process.env.DATABASE_URL!, { max: 2, onnotice: () => {}, ...({ max_pipeline: 1 } as object) });
     try {
       const outside = () => sql`select pg_current_xact_id_if_assigned() as xact`;
       const results = await Promise.all(
