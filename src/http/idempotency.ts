@@ -172,7 +172,15 @@ export const idempotencyPlugin = fp(
       claimOrAnswer(request, reply, key).then((answered) => {
         // A hook that replied must not call done: while onSend hooks are still running the reply
         // does not count as sent yet, and done would go on to validation and the handler.
-        if (!answered) done();
+        if (answered) return;
+        const claim = request.idempotencyClaim;
+        if (claim !== null && request.deadline?.expired) {
+          // Answered 503 (REQUEST_TIMEOUT_MS) while the claim was on its way: onSend ran without
+          // it, so it is dropped here; the route runs but commits nothing (Deadline).
+          request.idempotencyClaim = null;
+          void settle(request, reply, claim, undefined);
+        }
+        done();
       }, done);
     });
 

@@ -32,6 +32,8 @@ const SECRET_KEY = 'backup-test-secret-key-0123456789';
 // Webhooks on 127.0.0.1 are refused otherwise; the worker stays off (testConfig), so rows stay put.
 const ENV = { SECRET_KEY, WEBHOOKS_ALLOW_PRIVATE: 'true' };
 const run = promisify(execFile);
+/** How many migrations the server has (drizzle's journal): a backup's header counts them. */
+const MIGRATIONS: number = JSON.parse(readFileSync('migrations/meta/_journal.json', 'utf8')).entries.length;
 
 type Rows = Record<string, string[]>;
 
@@ -181,7 +183,7 @@ describe.skipIf(usingPostgres)('backup and restore of the embedded database', { 
     expect(response.headers['content-disposition']).toMatch(/^attachment; filename="keymint-\d{8}T\d{6}Z\.backup"$/);
     expect(response.headers['cache-control']).toBe('no-store');
     const { header } = decodeBackup(response.raw.rawPayload);
-    expect(header).toMatchObject({ format: 'pglite-data-dir', pglite: '0.5.17', migrations: 6 });
+    expect(header).toMatchObject({ format: 'pglite-data-dir', pglite: '0.5.17', migrations: MIGRATIONS });
   });
 
   it('backs up the running server through GET /admin/backup, and restores it into a new DATA_DIR', async () => {
@@ -208,7 +210,7 @@ describe.skipIf(usingPostgres)('backup and restore of the embedded database', { 
     expect(await reads).toEqual([]);
     expect(served).toBeGreaterThan(0);
     const made = JSON.parse(backup.stdout);
-    expect(made).toMatchObject({ file: file(), size: statSync(file()).size, header: { migrations: 6 } });
+    expect(made).toMatchObject({ file: file(), size: statSync(file()).size, header: { migrations: MIGRATIONS } });
     expect(statSync(file()).mode & 0o777).toBe(0o600);
     expect(readdirSync(root).sort()).toEqual(['a', 'keymint.backup']); // no temporary file left
 
@@ -242,15 +244,16 @@ describe.skipIf(usingPostgres)('backup and restore of the embedded database', { 
   it('backs up offline from DATA_DIR; an older backup is migrated on restore; --force keeps the old data', async () => {
     await appA.close();
     await databaseA.close();
-    // Make a an older database: the latest migration (one index) not applied yet.
+    // Make an older database: the latest migration (0006, the access-token triggers) not
+    // applied yet.
     const old = await PGlite.create(dataA);
-    await old.exec(`drop index webhook_deliveries_failed;
+    await old.exec(`drop function keymint_notify_access_token_change() cascade;
       delete from drizzle.__drizzle_migrations where created_at = (select max(created_at) from drizzle.__drizzle_migrations)`);
     await old.close();
 
     const offline = join(root, 'offline.backup');
     const made = await backupCommand(config(dataA), offline, undefined);
-    expect(made.json).toMatchObject({ source: dataA, header: { migrations: 5 } });
+    expect(made.json).toMatchObject({ source: dataA, header: { migrations: MIGRATIONS - 1 } });
     expect(statSync(offline).mode & 0o777).toBe(0o600);
 
     const result = await restoreCommand(config(dataB), offline, true);
@@ -270,9 +273,11 @@ describe.skipIf(usingPostgres)('backup and restore of the embedded database', { 
       const migrations = (all: Rows) => (all['drizzle.__drizzle_migrations'] ?? []).map((row) => JSON.parse(row).hash);
       expect(tables(rows)).toEqual(tables(before));
       expect(migrations(rows)).toEqual(migrations(before));
-      expect(migrations(rows)).toHaveLength(6);
-      const index = await restored.query(`select 1 from pg_indexes where indexname = 'webhook_deliveries_failed'`);
-      expect(index.rows).toHaveLength(1);
+      expect(migrations(rows)).toHaveLength(MIGRATIONS);
+      const triggers = await restored.query(
+        `select tgname from pg_trigger where tgrelid = 'access_tokens'::regclass and not tgisinternal order by 1`,
+      );
+      expect(triggers.rows).toEqual([{ tgname: 'access_tokens_changed' }, { tgname: 'access_tokens_truncated' }]);
     } finally {
       await restored.close();
     }
