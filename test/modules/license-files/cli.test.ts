@@ -1,8 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createFreshDatabase, request, startServer } from '../../../scripts/server-process.js';
 import { migratePostgresDatabase } from '../../../src/db/migrate.js';
 import { ADMIN_TOKEN, usingPostgres } from '../../helpers/app.js';
@@ -11,7 +11,8 @@ import { JWKS_PATH, KID } from './helpers.js';
 
 const SECRET = 'cli-secret-key-0123456789abcdef';
 
-// The database of this file: a DATA_DIR of its own (PGlite) or a fresh PostgreSQL database.
+// The database of this file: a DATA_DIR of its own (PGlite, a copy of the migrated template) or
+// a fresh PostgreSQL database.
 let root: string;
 let env: Record<string, string>;
 let dropDatabase: (() => Promise<void>) | undefined;
@@ -24,6 +25,7 @@ beforeAll(async () => {
     env = { DATABASE_URL: fresh.url };
     dropDatabase = () => fresh.drop();
   } else {
+    cpSync(inject('pgliteTemplateDir'), join(root, 'data'), { recursive: true });
     env = { DATA_DIR: join(root, 'data') };
   }
 });
