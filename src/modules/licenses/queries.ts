@@ -373,23 +373,25 @@ export async function lockKeyAndRecordDevice(
   return { key: row.key, customer: row.customer ?? undefined, recorded: flags.recorded, present: flags.present };
 }
 
+/** The customer of a key as the key's answers show it. */
+const shortCustomer = { id: customers.id, name: customers.name, email: customers.email, active: customers.active };
+
+/** The key (productId, licenseKey placeholders) of an active product of the account (accountId). */
+const activeKeyOfAccount = () =>
+  and(
+    eq(licenseKeys.productId, sql.placeholder('productId')),
+    eq(licenseKeys.key, sql.placeholder('licenseKey')),
+    eq(licenseKeys.accountId, sql.placeholder('accountId')),
+    eq(products.active, true),
+  );
+
 const keyWithCustomer = preparedOnce((db) =>
   db
-    .select({
-      key: licenseKeys,
-      customer: { id: customers.id, name: customers.name, email: customers.email, active: customers.active },
-    })
+    .select({ key: licenseKeys, customer: shortCustomer })
     .from(licenseKeys)
     .innerJoin(products, eq(products.id, licenseKeys.productId))
     .leftJoin(customers, eq(customers.id, licenseKeys.customerId))
-    .where(
-      and(
-        eq(licenseKeys.productId, sql.placeholder('productId')),
-        eq(licenseKeys.key, sql.placeholder('licenseKey')),
-        eq(licenseKeys.accountId, sql.placeholder('accountId')),
-        eq(products.active, true),
-      ),
-    )
+    .where(activeKeyOfAccount())
     .limit(1)
     .prepare('license_key_with_customer'),
 );
@@ -416,22 +418,11 @@ const deviceViewsOf = (licenseKeyId: typeof licenseKeys.id) =>
 
 const keyWithCustomerAndDevices = preparedOnce((db) =>
   db
-    .select({
-      key: licenseKeys,
-      customer: { id: customers.id, name: customers.name, email: customers.email, active: customers.active },
-      devices: deviceViewsOf(licenseKeys.id),
-    })
+    .select({ key: licenseKeys, customer: shortCustomer, devices: deviceViewsOf(licenseKeys.id) })
     .from(licenseKeys)
     .innerJoin(products, eq(products.id, licenseKeys.productId))
     .leftJoin(customers, eq(customers.id, licenseKeys.customerId))
-    .where(
-      and(
-        eq(licenseKeys.productId, sql.placeholder('productId')),
-        eq(licenseKeys.key, sql.placeholder('licenseKey')),
-        eq(licenseKeys.accountId, sql.placeholder('accountId')),
-        eq(products.active, true),
-      ),
-    )
+    .where(activeKeyOfAccount())
     .limit(1)
     .prepare('license_key_with_customer_and_devices'),
 );
