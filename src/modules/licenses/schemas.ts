@@ -35,7 +35,7 @@ const MetadataInputSchema = Type.Unsafe<Record<string, unknown>>({
  * The key settings that create and update share, each constraint defined once. A body lists
  * them in the order of its field table (validation reports the first invalid field in order).
  */
-const KeySettings = {
+export const KeySettings = {
   usesPerKey: Type.Optional(Type.Union([ActivationLimitSchema, Type.Null()])),
   maxActivations: Type.Optional(Type.Union([ActivationLimitSchema, Type.Null()])),
   expiryDate: Type.Optional(Type.Union([IsoDateInputSchema, Type.Null()])),
