@@ -22,6 +22,7 @@ import { healthRoutes } from './modules/health/routes.js';
 import { licenseFileRoutes, licenseFilesPlugin, signingKeyAdminRoutes } from './modules/license-files/routes.js';
 import { licenseRoutes } from './modules/licenses/routes.js';
 import { sessionRoutes } from './modules/sessions/routes.js';
+import { transferAdminRoutes } from './modules/transfer/routes.js';
 import { webhookAdminRoutes } from './modules/webhooks/admin-routes.js';
 import { webhookOutboxPlugin } from './modules/webhooks/outbox.js';
 import { webhookDeliveryPlugin } from './modules/webhooks/worker.js';
@@ -128,6 +129,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
         await adminApi.register(webhookAdminRoutes);
         await adminApi.register(signingKeyAdminRoutes);
         await adminApi.register(backupAdminRoutes);
+        await adminApi.register(transferAdminRoutes);
       },
       { prefix: '/admin' },
     );

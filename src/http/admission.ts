@@ -14,6 +14,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Probes and metrics: answered even when the server sheds load. */
     alwaysAdmit?: boolean;
+    /** Bulk transfers (import, export): not bound by REQUEST_TIMEOUT_MS. */
+    untimed?: boolean;
   }
 }
 
@@ -119,7 +121,9 @@ export const admissionPlugin = fp<AdmissionOptions>(
         return done(refusal(reply));
       }
       inFlight++;
-      deadline.timer = setTimeout(onTimeout, options.requestTimeoutMs, request, reply);
+      if (request.routeOptions.config.untimed !== true) {
+        deadline.timer = setTimeout(onTimeout, options.requestTimeoutMs, request, reply);
+      }
       // 'close' comes once per response, also when the client went away before the answer.
       reply.raw.once('close', () => {
         inFlight--;
