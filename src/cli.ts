@@ -12,6 +12,8 @@ import { createAccessToken, listAccessTokens, revokeAccessToken } from './module
 import { BackupError } from './modules/backup/archive.js';
 import { backupCommand, restoreCommand } from './modules/backup/command.js';
 import { SigningKeys } from './modules/license-files/signing-keys.js';
+import { exportCommand, importCommand } from './modules/transfer/command.js';
+import { IMPORT_FORMATS, ON_CONFLICT } from './modules/transfer/format.js';
 import { checkNewWebhook, createWebhook, deleteWebhook, listWebhooks } from './modules/webhooks/admin.js';
 
 const USAGE = `Usage: keymint-server <command> [options]
@@ -36,6 +38,10 @@ Commands:
                                           runs (needs ADMIN_TOKEN), or from DATA_DIR while no server runs
   restore FILE [--force]                  restore a backup into DATA_DIR (server stopped; --force moves a
                                           non-empty DATA_DIR aside)
+  export [--account ID] [--product ID] [--format jsonl|csv] [--out FILE]
+                                          write every customer, key and device (stdout by default)
+  import FILE [--account ID] [--product ID] [--format jsonl|csv|keygen] [--dry-run]
+         [--on-conflict skip|update|fail] import keys, customers and devices (exit 1 if a line failed)
 
 Options:
   --json    machine-readable output
@@ -195,6 +201,52 @@ async function runAdminCommand(
   }
 }
 
+function choice<T extends string>(value: string | undefined, flag: string, choices: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!choices.includes(value as T)) throw new UsageError(`${flag} takes ${choices.join(', ')}`);
+  return value as T;
+}
+
+/** `export` and `import FILE`; import exits 1 when a line failed, after its summary. */
+async function runTransferCommand(
+  db: Database['db'],
+  command: 'export' | 'import',
+  file: string | undefined,
+  values: Record<string, string | boolean | undefined>,
+  out: Output,
+  stderr: NodeJS.WriteStream,
+): Promise<number> {
+  const str = (name: string) => values[name] as string | undefined;
+  const progress = { stream: stderr, quiet: Boolean(values.json) };
+  if (command === 'export') {
+    const format = choice(str('format'), '--format', ['jsonl', 'csv'] as const) ?? 'jsonl';
+    const target = str('out');
+    const result = await exportCommand(
+      db,
+      { account: str('account'), product: str('product'), format, out: target ?? process.stdout },
+      progress,
+    );
+    // With the data on stdout, the summary goes to stderr.
+    if (target === undefined) stderr.write(`${values.json ? JSON.stringify(result.json) : result.human}\n`);
+    else out(result.human, result.json);
+    return 0;
+  }
+  const summary = await importCommand(
+    db,
+    required(file, 'FILE'),
+    {
+      account: str('account'),
+      product: str('product'),
+      format: choice(str('format'), '--format', IMPORT_FORMATS),
+      onConflict: choice(str('on-conflict'), '--on-conflict', ON_CONFLICT) ?? 'skip',
+      dryRun: Boolean(values['dry-run']),
+    },
+    progress,
+  );
+  out(summary.human, summary.json);
+  return summary.json.failed > 0 ? 1 : 0;
+}
+
 const parseCliArgs = (argv: string[]) =>
   parseArgs({
     args: argv,
@@ -212,6 +264,11 @@ const parseCliArgs = (argv: string[]) =>
       url: { type: 'string' },
       events: { type: 'string' },
       force: { type: 'boolean' },
+      product: { type: 'string' },
+      format: { type: 'string' },
+      out: { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      'on-conflict': { type: 'string' },
     },
   });
 
@@ -251,7 +308,9 @@ export async function runCli(argv: string[], stdout = process.stdout, stderr = p
       out(result.human, result.json);
       return 0;
     }
-    if (!['migrate', 'accounts', 'products', 'tokens', 'webhooks', 'signing-keys'].includes(command)) {
+    if (
+      !['migrate', 'accounts', 'products', 'tokens', 'webhooks', 'signing-keys', 'import', 'export'].includes(command)
+    ) {
       throw new UsageError(`Unknown command: ${command}`);
     }
     database = await openDatabase(config);
@@ -260,6 +319,8 @@ export async function runCli(argv: string[], stdout = process.stdout, stderr = p
     }
     if (command === 'migrate') {
       out('Database is up to date.', { migrated: true });
+    } else if (command === 'export' || command === 'import') {
+      return await runTransferCommand(database.db, command, action, values, out, stderr);
     } else {
       await runAdminCommand(database, config, command, action, rest, values, out);
     }
