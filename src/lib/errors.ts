@@ -110,7 +110,8 @@ export const Errors = {
   newCustomerEmailConflict: (email: string) =>
     new AppError(409, 2, `CONFLICT: Customer email ${email} already exists.`, 'customer_email_conflict'),
   bodyTooLarge: () => new AppError(413, 1, 'Request body too large', 'body_too_large'),
-  unsupportedMediaType: () => new AppError(415, 1, 'Content-Type must be application/json', 'unsupported_media_type'),
+  unsupportedMediaType: (expected = 'application/json') =>
+    new AppError(415, 1, `Content-Type must be ${expected}`, 'unsupported_media_type'),
   tooManyRequests: () => new AppError(429, 3, 'Too many requests', 'rate_limited'),
   backupNeedsPgDump: () =>
     new AppError(409, 1, 'The database is PostgreSQL: back it up with pg_dump', 'backup_needs_pg_dump'),

@@ -18,6 +18,7 @@ const MEDIA_TYPES: Record<string, ImportFormat> = {
   'text/csv': 'csv',
   'application/vnd.api+json': 'keygen',
 };
+const IMPORT_MEDIA_TYPES = 'application/x-ndjson, text/csv or application/vnd.api+json';
 
 const ImportQuerySchema = Type.Object({
   accountId: Type.Optional(AccountIdInput),
@@ -92,7 +93,7 @@ export async function transferAdminRoutes(app: FastifyInstance) {
     async (request) => {
       const mediaType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       const format = MEDIA_TYPES[mediaType];
-      if (!format || !(request.body instanceof Readable)) throw Errors.invalidField('content-type');
+      if (!format || !(request.body instanceof Readable)) throw Errors.unsupportedMediaType(IMPORT_MEDIA_TYPES);
       const query = request.query;
       const accountId = await resolveAccountId(app.database.db, query.accountId);
       await checkProduct(app.database.db, accountId, query.productId);
