@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { and, eq, inArray, sql } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
+import { type BulkColumn, columnList, rowsOf, textArray, unnestRows } from '../../db/bulk.js';
 import type { Db } from '../../db/client.js';
 import { customers, devices, licenseKeys, products } from '../../db/schema/index.js';
 import { withTransaction } from '../../db/unit-of-work.js';
@@ -230,7 +231,7 @@ class BatchWriter {
       .where(
         and(
           eq(customers.accountId, accountId),
-          sql`(lower(${customers.email}) in ${emails.length > 0 ? emails : ['']} or ${customers.id} in ${refIds.length > 0 ? refIds : ['']})`,
+          sql`(lower(${customers.email}) = any(${textArray(emails)}) or ${customers.id} = any(${textArray(refIds)}))`,
         ),
       );
     const byEmail = new Map(existing.flatMap((row) => (row.email ? [[lower(row.email), row] as const] : [])));
@@ -279,25 +280,24 @@ class BatchWriter {
     }
     if (fresh.length === 0) return;
     const now = new Date();
-    const row = (c: CustomerRecord, id: string) => ({
-      id,
-      accountId,
-      name: c.name,
-      email: c.email,
-      active: c.active,
-      createdAt: c.createdAt ?? now,
-      updatedAt: now,
-    });
+    const insert = async (rows: { c: CustomerRecord; id: string }[]) =>
+      new Set(
+        rowsOf<{ id: string }>(
+          await tx.execute(sql`
+            insert into ${customers} ${columnList(CUSTOMER_COLUMNS)}
+            ${unnestRows(
+              CUSTOMER_COLUMNS,
+              rows.map(({ c, id }) => [id, accountId, c.name, c.email, c.active, c.createdAt ?? now, now]),
+            )}
+            on conflict do nothing
+            returning id`),
+        ).map((row) => row.id),
+      );
     // A customer keeps its id from the file when it is free; else one derived from the account
     // and that id (the same on every run).
     const derived = (c: CustomerRecord) => derivedId(accountId, c.ref ?? c.email!);
     const preferred = (c: CustomerRecord) => (c.ref && ID.test(c.ref) ? c.ref : derived(c));
-    const first = await tx
-      .insert(customers)
-      .values(fresh.map((c) => row(c, preferred(c))))
-      .onConflictDoNothing()
-      .returning({ id: customers.id });
-    const inserted = new Set(first.map((r) => r.id));
+    const inserted = await insert(fresh.map((c) => ({ c, id: preferred(c) })));
     const again = fresh.filter((c) => !inserted.has(preferred(c)));
     for (const c of fresh) {
       const id = preferred(c);
@@ -307,12 +307,7 @@ class BatchWriter {
       }
     }
     if (again.length === 0) return;
-    const second = await tx
-      .insert(customers)
-      .values(again.map((c) => row(c, derived(c))))
-      .onConflictDoNothing()
-      .returning({ id: customers.id });
-    const secondIds = new Set(second.map((r) => r.id));
+    const secondIds = await insert(again.map((c) => ({ c, id: derived(c) })));
     for (const c of again) {
       const id = derived(c);
       if (secondIds.has(id)) {
@@ -343,7 +338,7 @@ class BatchWriter {
     const { accountId, onConflict } = this.options;
     if (this.#keys.length === 0) return;
     const now = new Date();
-    const rows: (typeof licenseKeys.$inferInsert & { line: number })[] = [];
+    const rows: { line: number; productId: string; key: string; values: unknown[] }[] = [];
     const inBatch = new Map<string, number>();
     // Customers the records name by an id the file does not hold: looked up in the account.
     const unknownRefs = this.#keys.flatMap((k) =>
@@ -356,7 +351,7 @@ class BatchWriter {
               await tx
                 .select({ id: customers.id })
                 .from(customers)
-                .where(and(eq(customers.accountId, accountId), inArray(customers.id, unknownRefs)))
+                .where(and(eq(customers.accountId, accountId), sql`${customers.id} = any(${textArray(unknownRefs)})`))
             ).map((row) => row.id),
           )
         : new Set<string>();
@@ -385,53 +380,56 @@ class BatchWriter {
       inBatch.set(identity, k.line);
       rows.push({
         line: k.line,
-        id: newId(),
-        accountId,
         productId,
         key: k.key,
-        customerId,
-        maxActivations: k.maxActivations,
-        expiresAt: k.expiresAt,
-        metadata: k.metadata,
-        allowedHosts: k.allowedHosts,
-        licenseType: k.licenseType,
-        maxConcurrentSessions: k.maxConcurrentSessions,
-        heartbeatInterval: k.heartbeatInterval,
-        sessionLeaseDuration: k.sessionLeaseDuration,
-        blocked: k.blocked,
-        createdAt: k.createdAt ?? now,
-        updatedAt: now,
+        // In KEY_COLUMNS' order.
+        values: [
+          newId(),
+          accountId,
+          productId,
+          k.key,
+          customerId,
+          k.maxActivations,
+          k.expiresAt,
+          k.metadata,
+          k.allowedHosts,
+          k.licenseType,
+          k.maxConcurrentSessions,
+          k.heartbeatInterval,
+          k.sessionLeaseDuration,
+          k.blocked,
+          k.createdAt ?? now,
+          now,
+        ],
       });
     }
     if (rows.length === 0) return;
-    const values = rows.map(({ line: _line, ...row }) => row);
-    const target = [licenseKeys.productId, licenseKeys.key];
     const lineOf = new Map(rows.map((row) => [`${row.productId}\u0000${row.key}`, row.line]));
-    const written =
+    const updated = KEY_COLUMNS.filter((column) => UPDATED_KEY_COLUMNS.includes(column.name));
+    const existing = (column: BulkColumn) => sql`${licenseKeys}.${sql.identifier(column.name)}`;
+    const incoming = (column: BulkColumn) => sql`excluded.${sql.identifier(column.name)}`;
+    const conflictAction =
       onConflict === 'update'
-        ? await tx
-            .insert(licenseKeys)
-            .values(values)
-            .onConflictDoUpdate({
-              target,
-              set: {
-                ...Object.fromEntries(UPDATED_KEY_COLUMNS.map((column) => [column, excluded(column)])),
-                updatedAt: excluded('updatedAt'),
-              },
-              setWhere: sql`(${sql.join(
-                UPDATED_KEY_COLUMNS.map((column) => sql`${licenseKeys[column]}`),
-                sql`, `,
-              )}) is distinct from (${sql.join(UPDATED_KEY_COLUMNS.map(excluded), sql`, `)})`,
-            })
-            .returning({ productId: licenseKeys.productId, key: licenseKeys.key, inserted: sql<boolean>`xmax = 0` })
-        : await tx
-            .insert(licenseKeys)
-            .values(values)
-            .onConflictDoNothing({ target })
-            .returning({ productId: licenseKeys.productId, key: licenseKeys.key, inserted: sql<boolean>`true` });
+        ? // Only a key the file changes is written (and counted as updated).
+          sql`do update set ${sql.join(
+            [...updated, UPDATED_AT].map((column) => sql`${sql.identifier(column.name)} = ${incoming(column)}`),
+            sql`, `,
+          )}
+          where (${sql.join(updated.map(existing), sql`, `)}) is distinct from (${sql.join(updated.map(incoming), sql`, `)})`
+        : sql`do nothing`;
+    const written = rowsOf<{ product_id: string; key: string; inserted: boolean }>(
+      await tx.execute(sql`
+        insert into ${licenseKeys} ${columnList(KEY_COLUMNS)}
+        ${unnestRows(
+          KEY_COLUMNS,
+          rows.map((row) => row.values),
+        )}
+        on conflict (product_id, key) ${conflictAction}
+        returning product_id, key, (xmax = 0) as inserted`),
+    );
     const done = new Set<string>();
     for (const row of written) {
-      done.add(`${row.productId}\u0000${row.key}`);
+      done.add(`${row.product_id}\u0000${row.key}`);
       if (row.inserted) result.keys.created++;
       else result.keys.updated++;
     }
@@ -465,6 +463,8 @@ class BatchWriter {
     }
     if (wanted.length === 0) return;
     // By (product, key): the unique index answers it (a product is known to be the account's).
+    // Two arrays unnested, not `(product_id, key) in ((...), ...)`: PGlite 0.5 answers a long
+    // row-value IN list with no rows and then fails the COMMIT ("bad buffer ID").
     const pairs = [...new Map(wanted.map((w) => [`${w.productId}\u0000${w.device.key}`, w])).values()];
     const keyRows = await tx
       .select({
@@ -474,11 +474,9 @@ class BatchWriter {
         limit: licenseKeys.maxActivations,
       })
       .from(licenseKeys)
-      .where(
-        sql`(${licenseKeys.productId}, ${licenseKeys.key}) in (${sql.join(
-          pairs.map((w) => sql`(${w.productId}, ${w.device.key})`),
-          sql`, `,
-        )})`,
+      .innerJoin(
+        sql`unnest(${textArray(pairs.map((w) => w.productId))}, ${textArray(pairs.map((w) => w.device.key))}) as wanted(product_id, key)`,
+        sql`${licenseKeys.productId} = wanted.product_id and ${licenseKeys.key} = wanted.key`,
       );
     const keyOf = new Map(keyRows.map((row) => [`${row.productId}\u0000${row.key}`, row]));
     const keyById = new Map(keyRows.map((row) => [row.id, row]));
@@ -516,12 +514,17 @@ class BatchWriter {
       });
     }
     if (rows.length === 0) return;
-    const written = await tx
-      .insert(devices)
-      .values(rows.map(({ line: _line, ...row }) => row))
-      .onConflictDoNothing({ target: [devices.licenseKeyId, devices.hostId] })
-      .returning({ licenseKeyId: devices.licenseKeyId, hostId: devices.hostId });
-    const done = new Set(written.map((row) => `${row.licenseKeyId}\u0000${row.hostId}`));
+    const written = rowsOf<{ license_key_id: string; host_id: string }>(
+      await tx.execute(sql`
+        insert into ${devices} ${columnList(DEVICE_COLUMNS)}
+        ${unnestRows(
+          DEVICE_COLUMNS,
+          rows.map((row) => [row.id, row.licenseKeyId, row.hostId, row.deviceTag, row.ipAddress, row.activatedAt]),
+        )}
+        on conflict (license_key_id, host_id) do nothing
+        returning license_key_id, host_id`),
+    );
+    const done = new Set(written.map((row) => `${row.license_key_id}\u0000${row.host_id}`));
     result.devices.created += written.length;
     const lastLine = new Map<string, number>();
     for (const row of rows) {
@@ -531,12 +534,14 @@ class BatchWriter {
       result.devices.skipped++;
     }
     // The limit holds as through the API unless the file says otherwise: then it is reported.
-    const limited = [...new Set(written.map((row) => row.licenseKeyId))].filter((id) => keyById.get(id)?.limit != null);
+    const limited = [...new Set(written.map((row) => row.license_key_id))].filter(
+      (id) => keyById.get(id)?.limit != null,
+    );
     if (limited.length === 0) return;
     const totals = await tx
       .select({ licenseKeyId: devices.licenseKeyId, count: sql<number>`cast(count(*) as integer)` })
       .from(devices)
-      .where(inArray(devices.licenseKeyId, limited))
+      .where(sql`${devices.licenseKeyId} = any(${textArray(limited)})`)
       .groupBy(devices.licenseKeyId);
     for (const total of totals) {
       const key = keyById.get(total.licenseKeyId)!;
@@ -552,20 +557,56 @@ class BatchWriter {
   }
 }
 
-/** The value an upsert would have inserted into a column (PostgreSQL's `excluded` row). */
-const excluded = (column: string) =>
-  sql`excluded.${sql.identifier(column.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`))}`;
+const CUSTOMER_COLUMNS: readonly BulkColumn[] = [
+  { name: 'id', type: 'text' },
+  { name: 'account_id', type: 'text' },
+  { name: 'name', type: 'text' },
+  { name: 'email', type: 'text' },
+  { name: 'active', type: 'boolean' },
+  { name: 'created_at', type: 'timestamptz' },
+  { name: 'updated_at', type: 'timestamptz' },
+];
+
+const UPDATED_AT: BulkColumn = { name: 'updated_at', type: 'timestamptz' };
+
+const KEY_COLUMNS: readonly BulkColumn[] = [
+  { name: 'id', type: 'text' },
+  { name: 'account_id', type: 'text' },
+  { name: 'product_id', type: 'text' },
+  { name: 'key', type: 'text' },
+  { name: 'customer_id', type: 'text' },
+  { name: 'max_activations', type: 'integer' },
+  { name: 'expires_at', type: 'timestamptz' },
+  { name: 'metadata', type: 'jsonb' },
+  { name: 'allowed_hosts', type: 'text[]' },
+  { name: 'license_type', type: 'text' },
+  { name: 'max_concurrent_sessions', type: 'integer' },
+  { name: 'heartbeat_interval', type: 'integer' },
+  { name: 'session_lease_duration', type: 'integer' },
+  { name: 'blocked', type: 'boolean' },
+  { name: 'created_at', type: 'timestamptz' },
+  UPDATED_AT,
+];
 
 /** The columns `--on-conflict update` sets from the file (not the key's id, account or dates). */
-const UPDATED_KEY_COLUMNS = [
-  'customerId',
-  'maxActivations',
-  'expiresAt',
+const UPDATED_KEY_COLUMNS: readonly string[] = [
+  'customer_id',
+  'max_activations',
+  'expires_at',
   'metadata',
-  'allowedHosts',
-  'licenseType',
-  'maxConcurrentSessions',
-  'heartbeatInterval',
-  'sessionLeaseDuration',
+  'allowed_hosts',
+  'license_type',
+  'max_concurrent_sessions',
+  'heartbeat_interval',
+  'session_lease_duration',
   'blocked',
-] as const;
+];
+
+const DEVICE_COLUMNS: readonly BulkColumn[] = [
+  { name: 'id', type: 'text' },
+  { name: 'license_key_id', type: 'text' },
+  { name: 'host_id', type: 'text' },
+  { name: 'device_tag', type: 'text' },
+  { name: 'ip_address', type: 'text' },
+  { name: 'activated_at', type: 'timestamptz' },
+];

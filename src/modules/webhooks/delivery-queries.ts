@@ -1,4 +1,5 @@
 import { type SQL, sql } from 'drizzle-orm';
+import { rowsOf } from '../../db/bulk.js';
 import type { Db } from '../../db/client.js';
 
 /**
@@ -18,11 +19,6 @@ export interface ClaimedDelivery {
   payload: string;
   url: string;
   secret: string;
-}
-
-/** drizzle's `execute` answers postgres.js's row list or PGlite's `{ rows }`. */
-function rowsOf<T>(result: unknown): T[] {
-  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
 }
 
 const afterMs = (ms: SQL | number) => sql`statement_timestamp() + cast(${ms} as integer) * interval '1 millisecond'`;

@@ -266,6 +266,32 @@ GmbH",MULLER@example.com,,,,,true`,
     expect(device.activatedAt).toBe('2024-01-01T00:00:00.000Z');
   });
 
+  it('a full batch (1,000 records: 100 customers, 450 keys, 450 devices) in one transaction; a re-run skips all', async () => {
+    const tenant = await createTenant(t.app);
+    const records: Record<string, unknown>[] = [];
+    for (let i = 0; i < 100; i++)
+      records.push({ type: 'customer', id: `c${i}`, name: `C ${i}`, email: `C${i}@Example.com` });
+    for (let i = 0; i < 450; i++) records.push({ type: 'key', key: `BATCH-${i}`, customerId: `c${i % 100}` });
+    for (let i = 0; i < 450; i++) records.push({ type: 'device', key: `BATCH-${i}`, hostId: `host-${i}` });
+    const file = records.map((r) => JSON.stringify(r)).join('\n');
+    const query = { accountId: tenant.accountId, productId: tenant.productId };
+    const first = await importFile(file, query);
+    expect(first.status).toBe(200);
+    expect(first.summary).toMatchObject({
+      customers: { created: 100 },
+      keys: { created: 450 },
+      devices: { created: 450 },
+      failed: 0,
+    });
+    const again = await importFile(file, query);
+    expect(again.summary).toMatchObject({
+      customers: { created: 0, skipped: 100 },
+      keys: { created: 0, skipped: 450 },
+      devices: { created: 0, skipped: 450 },
+    });
+    expect(await counts(tenant.accountId)).toEqual({ customers: 100, keys: 450, devices: 450 });
+  });
+
   it('a Keygen export: licenses, their users and machines', async () => {
     const tenant = await createTenant(t.app);
     const keygen = JSON.parse(readFileSync(new URL('./keygen-export.json', import.meta.url), 'utf8'));
