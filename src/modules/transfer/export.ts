@@ -1,5 +1,6 @@
 import { stringify } from 'csv-stringify/sync';
-import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
+import { type AnyColumn, and, asc, eq, gt, type SQL, sql } from 'drizzle-orm';
+import { rowsOf } from '../../db/bulk.js';
 import type { Db } from '../../db/client.js';
 import { customers, devices, licenseKeys } from '../../db/schema/index.js';
 import { CSV_COLUMNS, EXPORT_FORMAT, EXPORT_VERSION } from './format.js';
@@ -94,96 +95,92 @@ export async function* exportRecords(db: Db, options: ExportOptions, counts: Exp
   const customersOfProduct =
     productId === undefined
       ? undefined
-      : inArray(
-          customers.id,
-          db
-            .select({ id: licenseKeys.customerId })
-            .from(licenseKeys)
-            .where(and(eq(licenseKeys.accountId, accountId), eq(licenseKeys.productId, productId))),
-        );
-  for await (const rows of pages(
-    (after, limit) =>
-      db
-        .select()
-        .from(customers)
-        .where(and(eq(customers.accountId, accountId), customersOfProduct, gt(customers.id, after)))
-        .orderBy(asc(customers.id))
-        .limit(limit),
+      : sql`${customers.id} in (select ${licenseKeys.customerId} from ${licenseKeys}
+          where ${licenseKeys.accountId} = ${accountId} and ${licenseKeys.productId} = ${productId})`;
+  for await (const page of jsonPages(
+    db,
+    customers.id,
+    sql`cast('customer' as text) as "type", ${customers.id} as "id", ${customers.name} as "name",
+      ${customers.email} as "email", ${customers.active} as "active", ${iso8601(customers.createdAt)} as "createdAt",
+      ${iso8601(customers.updatedAt)} as "updatedAt"`,
+    sql`${customers}`,
+    and(eq(customers.accountId, accountId), customersOfProduct),
     batchSize,
   )) {
-    counts.customers += rows.length;
-    yield rows
-      .map((c) =>
-        line({
-          type: 'customer',
-          id: c.id,
-          name: c.name,
-          email: c.email,
-          active: c.active,
-          createdAt: iso(c.createdAt),
-          updatedAt: iso(c.updatedAt),
-        }),
-      )
-      .join('');
+    counts.customers += page.count;
+    yield page.lines;
   }
 
-  for await (const rows of pages(
-    (after, limit) =>
-      db
-        .select()
-        .from(licenseKeys)
-        .where(and(eq(licenseKeys.accountId, accountId), keyFilter, gt(licenseKeys.id, after)))
-        .orderBy(asc(licenseKeys.id))
-        .limit(limit),
+  const keysWhere = and(eq(licenseKeys.accountId, accountId), keyFilter);
+  for await (const page of jsonPages(
+    db,
+    licenseKeys.id,
+    sql`cast('key' as text) as "type", ${licenseKeys.productId} as "productId", ${licenseKeys.key} as "key",
+      ${licenseKeys.customerId} as "customerId", ${licenseKeys.maxActivations} as "maxActivations",
+      ${iso8601(licenseKeys.expiresAt)} as "expiryDate", ${licenseKeys.metadata} as "metadata",
+      ${licenseKeys.allowedHosts} as "allowedHosts", ${licenseKeys.licenseType} as "licenseType",
+      ${licenseKeys.maxConcurrentSessions} as "maxConcurrentSessions",
+      ${licenseKeys.heartbeatInterval} as "heartbeatInterval",
+      ${licenseKeys.sessionLeaseDuration} as "sessionLeaseDuration", ${licenseKeys.blocked} as "blocked",
+      ${iso8601(licenseKeys.createdAt)} as "createdAt", ${iso8601(licenseKeys.updatedAt)} as "updatedAt"`,
+    sql`${licenseKeys}`,
+    keysWhere,
     batchSize,
   )) {
-    counts.keys += rows.length;
-    yield rows
-      .map((k) =>
-        line({
-          type: 'key',
-          productId: k.productId,
-          key: k.key,
-          customerId: k.customerId,
-          maxActivations: k.maxActivations,
-          expiryDate: iso(k.expiresAt),
-          metadata: k.metadata,
-          allowedHosts: k.allowedHosts,
-          licenseType: k.licenseType,
-          maxConcurrentSessions: k.maxConcurrentSessions,
-          heartbeatInterval: k.heartbeatInterval,
-          sessionLeaseDuration: k.sessionLeaseDuration,
-          blocked: k.blocked,
-          createdAt: iso(k.createdAt),
-          updatedAt: iso(k.updatedAt),
-        }),
-      )
-      .join('');
+    counts.keys += page.count;
+    yield page.lines;
   }
 
-  for await (const rows of pages(
-    (after, limit) =>
-      db
-        .select({
-          id: devices.id,
-          productId: licenseKeys.productId,
-          key: licenseKeys.key,
-          hostId: devices.hostId,
-          deviceTag: devices.deviceTag,
-          ipAddress: devices.ipAddress,
-          activatedAt: devices.activatedAt,
-        })
-        .from(devices)
-        .innerJoin(licenseKeys, eq(licenseKeys.id, devices.licenseKeyId))
-        .where(and(eq(licenseKeys.accountId, accountId), keyFilter, gt(devices.id, after)))
-        .orderBy(asc(devices.id))
-        .limit(limit),
+  for await (const page of jsonPages(
+    db,
+    devices.id,
+    sql`cast('device' as text) as "type", ${licenseKeys.productId} as "productId", ${licenseKeys.key} as "key",
+      ${devices.hostId} as "hostId", ${devices.deviceTag} as "deviceTag", ${devices.ipAddress} as "ipAddress",
+      ${iso8601(devices.activatedAt)} as "activatedAt"`,
+    sql`${devices} join ${licenseKeys} on ${licenseKeys.id} = ${devices.licenseKeyId}`,
+    keysWhere,
     batchSize,
   )) {
-    counts.devices += rows.length;
-    yield rows
-      .map(({ id: _id, activatedAt, ...d }) => line({ type: 'device', ...d, activatedAt: iso(activatedAt) }))
-      .join('');
+    counts.devices += page.count;
+    yield page.lines;
+  }
+}
+
+/** A timestamp as JavaScript's `toISOString()` writes it (UTC, milliseconds, `Z`), or null. */
+const iso8601 = (column: AnyColumn) => sql`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
+
+/**
+ * The pages of a JSON Lines export, each written by the database as one string: `fields` (the
+ * record's columns, in order, named as in the file) of the rows of `from` that match `where`,
+ * `batchSize` rows a query in `id` order (keyset pagination). One string a page and no object a
+ * row: memory is a page's text whatever the table's size, and the JSON costs the server no CPU.
+ * The page's ids come first: a JSON record is built for the rows of the page only, never for every
+ * row the planner sorts to find them.
+ */
+async function* jsonPages(
+  db: Db,
+  id: AnyColumn,
+  fields: SQL,
+  from: SQL,
+  where: SQL | undefined,
+  batchSize: number,
+): AsyncGenerator<{ count: number; lines: string }> {
+  let after = '';
+  for (;;) {
+    const [page] = rowsOf<{ last: string | null; count: number; lines: string | null }>(
+      await db.execute(sql`
+        with page as materialized (
+          select ${id} as id from ${from} where ${and(where, gt(id, after))} order by ${id} limit ${batchSize}
+        )
+        select max(${id}) as last, cast(count(*) as integer) as count,
+          string_agg(to_json(record)::text || chr(10), '' order by ${id}) as lines
+        from ${from} cross join lateral (select ${fields}) as record
+        where ${id} in (select id from page)`),
+    );
+    if (!page || page.count === 0 || page.lines === null || page.last === null) return;
+    yield { count: page.count, lines: page.lines };
+    if (page.count < batchSize) return;
+    after = page.last;
   }
 }
 

@@ -150,8 +150,11 @@ export async function transferAdminRoutes(app: FastifyInstance) {
       await checkProduct(app.database.db, accountId, query.productId);
       const format = query.format ?? 'jsonl';
       const counts: ExportCounts = { customers: 0, keys: 0, devices: 0 };
+      // A page of text at a time (Readable.from buffers 16 by default): the socket drains one page
+      // while the next is read from the database.
       const stream = Readable.from(
         exportRecords(app.database.db, { accountId, productId: query.productId, format }, counts),
+        { highWaterMark: 1 },
       );
       stream.on('end', () => {
         records.inc({ operation: 'export', type: 'customer', outcome: 'exported' }, counts.customers);
