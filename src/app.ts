@@ -17,6 +17,7 @@ import { securityHeadersPlugin } from './http/security-headers.js';
 import { compileValidator, type ValidationPart } from './http/validation.js';
 import { adminRoutes } from './modules/admin/routes.js';
 import { backupAdminRoutes } from './modules/backup/routes.js';
+import { consolePlugin } from './modules/console/plugin.js';
 import { customerRoutes } from './modules/customers/routes.js';
 import { healthRoutes } from './modules/health/routes.js';
 import { licenseFileRoutes, licenseFilesPlugin, signingKeyAdminRoutes } from './modules/license-files/routes.js';
@@ -133,6 +134,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       },
       { prefix: '/admin' },
     );
+    await app.register(consolePlugin, { prefix: '/console', adminToken: config.adminToken });
   }
 
   return app;

@@ -21,6 +21,12 @@ export async function createAccount(db: Db, name: string) {
   return { id: account!.id, name: account!.name };
 }
 
+export async function renameAccount(db: Db, id: string, name: string) {
+  const [account] = await db.update(accounts).set({ name }).where(eq(accounts.id, id)).returning();
+  if (!account) throw Errors.accountNotFound();
+  return { id: account.id, name: account.name };
+}
+
 export async function listAccounts(db: Db) {
   const rows = await db.select().from(accounts).orderBy(asc(accounts.createdAt), asc(accounts.id));
   return rows.map((row) => ({
