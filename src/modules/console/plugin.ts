@@ -88,7 +88,10 @@ export async function consolePlugin(app: FastifyInstance, options: { adminToken:
 
   app.addHook('onRoute', (route: RouteOptions) => {
     route.schema = { ...route.schema, hide: true };
-    route.config = { ...route.config, helmet: { contentSecurityPolicy: { useDefaults: false, directives: CONSOLE_DIRECTIVES } } };
+    route.config = {
+      ...route.config,
+      helmet: { contentSecurityPolicy: { useDefaults: false, directives: CONSOLE_DIRECTIVES } },
+    };
   });
 
   await app.register(formBody, { bodyLimit: 1024 * 1024 });
@@ -112,21 +115,24 @@ export async function consolePlugin(app: FastifyInstance, options: { adminToken:
     immutable: true,
   });
 
-  app.decorateReply('page', function page(this: FastifyReply, name: string, data: Record<string, unknown>, status = 200) {
-    const request = this.request;
-    const html = eta.render(`./${name}`, {
-      ...data,
-      assets: `/console/assets`,
-      version,
-      csrf: this.generateCsrf(),
-      signedIn: request.session.get('signedIn') === true,
-      path: request.url.split('?')[0],
-      when: (date: Date | string | null | undefined) =>
-        date ? new Date(date).toISOString().slice(0, 16).replace('T', ' ') + ' UTC' : '—',
-      day: (date: Date | string | null | undefined) => (date ? new Date(date).toISOString().slice(0, 10) : ''),
-    });
-    return this.status(status).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(html);
-  });
+  app.decorateReply(
+    'page',
+    function page(this: FastifyReply, name: string, data: Record<string, unknown>, status = 200) {
+      const request = this.request;
+      const html = eta.render(`./${name}`, {
+        ...data,
+        assets: `/console/assets`,
+        version,
+        csrf: this.generateCsrf(),
+        signedIn: request.session.get('signedIn') === true,
+        path: request.url.split('?')[0],
+        when: (date: Date | string | null | undefined) =>
+          date ? new Date(date).toISOString().slice(0, 16).replace('T', ' ') + ' UTC' : '—',
+        day: (date: Date | string | null | undefined) => (date ? new Date(date).toISOString().slice(0, 10) : ''),
+      });
+      return this.status(status).header('cache-control', 'no-store').type('text/html; charset=utf-8').send(html);
+    },
+  );
 
   // Signed-in first, then the CSRF token of every form post (bodies are parsed by then).
   app.addHook('preHandler', async (request: FastifyRequest, reply: FastifyReply) => {
@@ -144,7 +150,10 @@ export async function consolePlugin(app: FastifyInstance, options: { adminToken:
     if (error.code === 'FST_CSRF_INVALID_TOKEN' || error.code === 'FST_CSRF_MISSING_SECRET') {
       return reply.page(
         'error',
-        { title: 'Form expired', message: 'This form has expired or was not sent by the console: reload the page and try again.' },
+        {
+          title: 'Form expired',
+          message: 'This form has expired or was not sent by the console: reload the page and try again.',
+        },
         403,
       );
     }
@@ -153,7 +162,11 @@ export async function consolePlugin(app: FastifyInstance, options: { adminToken:
       return reply.page('error', { title: appError.message, message: appError.message }, appError.statusCode);
     }
     if (appError?.reason === 'service_unavailable') {
-      return reply.page('error', { title: 'Service unavailable', message: 'Service unavailable: try again shortly.' }, 503);
+      return reply.page(
+        'error',
+        { title: 'Service unavailable', message: 'Service unavailable: try again shortly.' },
+        503,
+      );
     }
     request.log.error({ err: error }, 'console request failed');
     return reply.page('error', { title: 'Server error', message: 'Server error' }, 500);

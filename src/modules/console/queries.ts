@@ -174,7 +174,12 @@ export async function countCustomerKeys(db: Db, customerId: string): Promise<num
 }
 
 /** The ID of a key just created (the service answers with key strings). */
-export async function findKeyId(db: Db, accountId: string, productId: string, key: string): Promise<string | undefined> {
+export async function findKeyId(
+  db: Db,
+  accountId: string,
+  productId: string,
+  key: string,
+): Promise<string | undefined> {
   const [row] = await db
     .select({ id: licenseKeys.id })
     .from(licenseKeys)

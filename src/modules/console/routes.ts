@@ -129,7 +129,11 @@ const page = (value: unknown): number => {
   const number = typeof value === 'string' && /^\d{1,9}$/.test(value) ? Number(value) : 1;
   return number >= 1 ? number : 1;
 };
-const pager = (current: number, total: number) => ({ page: current, totalPages: Math.max(1, Math.ceil(total / PAGE_SIZE)), total });
+const pager = (current: number, total: number) => ({
+  page: current,
+  totalPages: Math.max(1, Math.ceil(total / PAGE_SIZE)),
+  total,
+});
 
 /** The console acts as the admin on the account being viewed: every scope, every product. */
 const adminAuth = (accountId: string): AuthContext => ({
@@ -163,7 +167,10 @@ export async function consoleRoutes(app: FastifyInstance, options: ConsoleRoutes
     reply: FastifyReply,
     action: string,
     run: () => Promise<unknown>,
-    again: (failure: { message: string; errors: Record<string, string>; values: Form }, status: number) => Promise<unknown>,
+    again: (
+      failure: { message: string; errors: Record<string, string>; values: Form },
+      status: number,
+    ) => Promise<unknown>,
   ) {
     try {
       const result = await run();
@@ -360,7 +367,16 @@ export async function consoleRoutes(app: FastifyInstance, options: ConsoleRoutes
     const [products, found] = await Promise.all([listProducts(db, account.id), searchKeys(db, account.id, search)]);
     return reply.page(
       'keys',
-      { title: 'License keys', account, products, search, keys: found.rows, pager: pager(search.page, found.total), errors: {}, ...form },
+      {
+        title: 'License keys',
+        account,
+        products,
+        search,
+        keys: found.rows,
+        pager: pager(search.page, found.total),
+        errors: {},
+        ...form,
+      },
       status,
     );
   };
@@ -405,7 +421,12 @@ export async function consoleRoutes(app: FastifyInstance, options: ConsoleRoutes
           const id = await findKeyId(db, account.id, body.productId, created.keys[0]!);
           return reply.redirect(`/console/keys/${id}`, 303);
         }
-        return reply.page('keys-created', { title: 'Keys created', account, keys: created.keys, productId: body.productId });
+        return reply.page('keys-created', {
+          title: 'Keys created',
+          account,
+          keys: created.keys,
+          productId: body.productId,
+        });
       },
       (failure, status) => keysPage(request, reply, failure, status),
     ),
@@ -442,7 +463,11 @@ export async function consoleRoutes(app: FastifyInstance, options: ConsoleRoutes
   keyAction('deactivate', 'key.deactivate', async (request) => {
     const { auth, lookup } = await lookupOf(request);
     const hostId = text(request.body as Form, 'hostId');
-    await app.commitChange(auth.accountId, (tx) => deactivateLicenseKey(tx, auth, { ...lookup, hostId }), request.deadline);
+    await app.commitChange(
+      auth.accountId,
+      (tx) => deactivateLicenseKey(tx, auth, { ...lookup, hostId }),
+      request.deadline,
+    );
   });
   for (const blocked of [true, false]) {
     keyAction(blocked ? 'block' : 'unblock', blocked ? 'key.block' : 'key.unblock', async (request) => {
@@ -497,7 +522,15 @@ export async function consoleRoutes(app: FastifyInstance, options: ConsoleRoutes
     const found = await searchCustomers(db, account.id, search);
     return reply.page(
       'customers',
-      { title: 'Customers', account, search, customers: found.rows, pager: pager(search.page, found.total), errors: {}, ...form },
+      {
+        title: 'Customers',
+        account,
+        search,
+        customers: found.rows,
+        pager: pager(search.page, found.total),
+        errors: {},
+        ...form,
+      },
       status,
     );
   };
@@ -514,7 +547,11 @@ export async function consoleRoutes(app: FastifyInstance, options: ConsoleRoutes
           name: text(form, 'name'),
           email: text(form, 'email'),
         });
-        const { customer } = await app.commitChange(account.id, (tx) => createCustomer(tx, account.id, body), request.deadline);
+        const { customer } = await app.commitChange(
+          account.id,
+          (tx) => createCustomer(tx, account.id, body),
+          request.deadline,
+        );
         return reply.redirect(`/console/customers/${customer.id}`, 303);
       },
       (failure, status) => customersPage(request, reply, failure, status),
@@ -522,7 +559,12 @@ export async function consoleRoutes(app: FastifyInstance, options: ConsoleRoutes
   );
 
   type CustomerParams = { Params: { id: string } };
-  const customerPage = async (request: FastifyRequest<CustomerParams>, reply: FastifyReply, form = {}, status = 200) => {
+  const customerPage = async (
+    request: FastifyRequest<CustomerParams>,
+    reply: FastifyReply,
+    form = {},
+    status = 200,
+  ) => {
     const account = await accountOf(request);
     const { customer, licenseKeys } = await getCustomerWithKeys(db, adminAuth(account.id), request.params.id);
     const allKeys = await countCustomerKeys(db, customer.id);
@@ -554,7 +596,11 @@ export async function consoleRoutes(app: FastifyInstance, options: ConsoleRoutes
   );
   app.post<CustomerParams>('/customers/:id/toggle', async (request, reply) => {
     const account = await accountOf(request);
-    await app.commitChange(account.id, (tx) => toggleCustomerActive(tx, account.id, request.params.id), request.deadline);
+    await app.commitChange(
+      account.id,
+      (tx) => toggleCustomerActive(tx, account.id, request.params.id),
+      request.deadline,
+    );
     options.actions.inc({ action: 'customer.toggle', outcome: 'ok' });
     return reply.redirect(`/console/customers/${request.params.id}`, 303);
   });
@@ -636,17 +682,23 @@ export async function consoleRoutes(app: FastifyInstance, options: ConsoleRoutes
       pager: pager(current, deliveries.meta.total),
     });
   });
-  app.post<{ Params: { id: string; deliveryId: string } }>('/webhooks/:id/deliveries/:deliveryId/retry', async (request, reply) => {
-    await ownWebhook(request);
-    await withTransaction(db, (tx) => retryDelivery(tx, request.params.id, request.params.deliveryId), request.deadline);
-    app.webhookWorker.wake();
-    options.actions.inc({ action: 'webhook.retry', outcome: 'ok' });
-    return reply.redirect(`/console/webhooks/${request.params.id}`, 303);
-  });
+  app.post<{ Params: { id: string; deliveryId: string } }>(
+    '/webhooks/:id/deliveries/:deliveryId/retry',
+    async (request, reply) => {
+      await ownWebhook(request);
+      await withTransaction(
+        db,
+        (tx) => retryDelivery(tx, request.params.id, request.params.deliveryId),
+        request.deadline,
+      );
+      app.webhookWorker.wake();
+      options.actions.inc({ action: 'webhook.retry', outcome: 'ok' });
+      return reply.redirect(`/console/webhooks/${request.params.id}`, 303);
+    },
+  );
   app.post('/signing-keys/rotate', async (_request, reply) => {
     await app.signingKeys.rotate();
     options.actions.inc({ action: 'signing-key.rotate', outcome: 'ok' });
     return reply.redirect('/console/webhooks#signing-keys', 303);
   });
 }
-

@@ -177,13 +177,23 @@ describe('console', () => {
     const key = /<h1>Key <code>([^<]+)<\/code>/.exec(keyPage.body)?.[1];
     expect(key).toBeDefined();
     expect(keyPage.body).toContain('ada@example.com');
-    const activate = await tenant.api.post('/key/activate', { productId: tenant.productId, licenseKey: key, hostId: 'laptop-1' });
+    const activate = await tenant.api.post('/key/activate', {
+      productId: tenant.productId,
+      licenseKey: key,
+      hostId: 'laptop-1',
+    });
     expect(activate.status).toBe(200);
     expect((await browser.get(keyUrl)).body).toContain('laptop-1');
     expect((await browser.post(`${keyUrl}/deactivate`, { hostId: 'laptop-1' })).statusCode).toBe(303);
-    expect((await tenant.api.get(`/key?productId=${tenant.productId}&licenseKey=${key}`)).body.data.license.devices).toEqual([]);
+    expect(
+      (await tenant.api.get(`/key?productId=${tenant.productId}&licenseKey=${key}`)).body.data.license.devices,
+    ).toEqual([]);
     expect((await browser.post(`${keyUrl}/block`, {})).statusCode).toBe(303);
-    const blocked = await tenant.api.post('/key/activate', { productId: tenant.productId, licenseKey: key, hostId: 'laptop-2' });
+    const blocked = await tenant.api.post('/key/activate', {
+      productId: tenant.productId,
+      licenseKey: key,
+      hostId: 'laptop-2',
+    });
     expect(blocked.body).toMatchObject({ code: 2, message: 'License key is blocked' });
     const search = await browser.get('/console/keys?q=ADA%40example');
     expect(search.body).toContain(key!);
@@ -193,7 +203,9 @@ describe('console', () => {
     const tenant = await createTenant(t.app);
     const browser = await new Browser(t.app).signIn(tenant);
     await browser.get('/console/customers');
-    expect((await browser.post('/console/customers', { name: 'First', email: 'same@example.com' })).statusCode).toBe(303);
+    expect((await browser.post('/console/customers', { name: 'First', email: 'same@example.com' })).statusCode).toBe(
+      303,
+    );
     await browser.get('/console/customers');
     const clash = await browser.post('/console/customers', { name: 'Second', email: 'SAME@example.com' });
     expect(clash.statusCode).toBe(409);
@@ -215,7 +227,12 @@ describe('console', () => {
     const customerId = customer.body.data.id as string;
     const key = await createKey(tenant, { customerId, metadata: { note: evil } });
     const browser = await new Browser(t.app).signIn(tenant);
-    for (const url of [`/console/customers/${customerId}`, '/console/customers', '/console/keys', `/console/keys/${await keyIdOf(tenant, key)}`]) {
+    for (const url of [
+      `/console/customers/${customerId}`,
+      '/console/customers',
+      '/console/keys',
+      `/console/keys/${await keyIdOf(tenant, key)}`,
+    ]) {
       const page = await browser.get(url);
       expect(page.statusCode, url).toBe(200);
       expect(page.body, url).not.toContain(evil);
@@ -249,7 +266,10 @@ describe('console', () => {
     const bad = await browser.post('/console/webhooks', { url: 'not a url' });
     expect(bad.statusCode).toBe(400);
     expect(bad.body).toContain('Invalid url');
-    const created = await browser.post('/console/webhooks', { url: 'http://127.0.0.1:9/keymint', events: ['key.created'] });
+    const created = await browser.post('/console/webhooks', {
+      url: 'http://127.0.0.1:9/keymint',
+      events: ['key.created'],
+    });
     expect(created.statusCode).toBe(200);
     const secret = /id="secret" value="(whsec_[^"]+)"/.exec(created.body)?.[1];
     expect(secret).toBeDefined();
@@ -272,7 +292,7 @@ describe('console', () => {
     expect(file.json()).toMatchObject({ signedKey: key });
   });
 
-  it('answers an unknown console page and another account\'s key with 404 pages', async () => {
+  it("answers an unknown console page and another account's key with 404 pages", async () => {
     const tenant = await createTenant(t.app);
     const other = await createTenant(t.app);
     const key = await createKey(other);
